@@ -1,0 +1,33 @@
+# The README's quick start: `make reproduce` and `make test`, both from a fresh clone.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+SCALE  ?= default
+
+.PHONY: reproduce test test-fast bench lint clean
+
+# torch goes in first and explicitly: `torch==2.13.0` takes the CPU wheel on this machine's disk;
+# a venv that already has a torch (e.g. a newer CUDA build on a GPU machine) keeps it.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+reproduce: $(STAMP)
+	$(VENV)/bin/gradfail reproduce --scale $(SCALE)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "slow or not slow"
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	$(PY) bench/parity_throughput.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+
+clean:
+	rm -rf $(VENV) results

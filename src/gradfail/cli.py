@@ -1,0 +1,220 @@
+"""The command line. Thin: parses, validates, calls the library, prints.
+
+    gradfail list                         the catalogue
+    gradfail run NAME [--scale S] [--set key=value]... [--seeds N] [--device D] [--json]
+    gradfail reproduce [--scale S]        every experiment
+    gradfail runs                         what is stored
+
+Errors a user can fix are one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import NoReturn
+
+from gradfail.errors import GradfailError
+from gradfail.experiment import SCALES, parse_overrides
+from gradfail.store import DEFAULT_PATH
+
+VERDICT_STYLE = {"holds": "green", "fails": "red", "not checked": "yellow"}
+STATUS_STYLE = {"done": "green", "failed": "red", "diverged": "magenta", "running": "yellow"}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2), like every other gradfail error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"gradfail: error: {message} (see `{self.prog} --help`)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="gradfail", description="A laboratory for the failures of gradient-based "
+                    "deep learning.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    def add_store(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--store", default=str(DEFAULT_PATH), help="results store (SQLite)")
+
+    def add_json(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+    def add_execution(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--scale", choices=SCALES, default="default")
+        sub.add_argument("--seeds", type=positive_int, help="seeds trained together (default: "
+                         "the experiment's for the scale)")
+        sub.add_argument("--seed", type=int, default=0, help="first seed")
+        sub.add_argument("--device", default="cpu", help="cpu or cuda")
+        add_store(sub)
+        add_json(sub)
+
+    add_json(commands.add_parser("list", help="the catalogue of experiments"))
+    run = commands.add_parser("run", help="run one experiment and store it")
+    run.add_argument("name")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="change a config setting (repeatable); values are JSON or a,b,c")
+    add_execution(run)
+    add_execution(commands.add_parser("reproduce", help="run every experiment"))
+    runs = commands.add_parser("runs", help="what the store holds")
+    add_store(runs)
+    add_json(runs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except GradfailError as error:
+        print(f"gradfail: error: {error}", file=sys.stderr)
+        return 2
+
+
+# --------------------------------------------------------------------------------------------
+# Commands.
+
+
+def cmd_list(args) -> int:
+    from gradfail import registry
+
+    experiments = registry.experiments().values()
+    if args.json:
+        print(json.dumps([{"name": e.name, "section": e.section, "title": e.title,
+                           "version": e.version, "claims": [c.name for c in e.claims]}
+                          for e in experiments], indent=2))
+        return 0
+    from rich.table import Table
+
+    table = Table(title="gradfail experiments")
+    for column in ("name", "section", "title", "claims"):
+        table.add_column(column)
+    for e in experiments:
+        table.add_row(e.name, e.section, e.title, "\n".join(c.name for c in e.claims))
+    console().print(table)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from gradfail import registry
+
+    experiment = registry.get(args.name)
+    config = experiment.config(args.scale, parse_overrides(args.overrides))
+    return execute([(experiment, config)], args)
+
+
+def cmd_reproduce(args) -> int:
+    from gradfail import registry
+
+    plan = [(e, e.config(args.scale)) for e in registry.experiments().values()]
+    return execute(plan, args)
+
+
+def execute(plan: list, args) -> int:
+    """Run each (experiment, config) in turn; a failed or diverged run does not stop the rest."""
+    from gradfail.runner import progress_bars, resolve_device, run_experiment
+    from gradfail.store import Store
+
+    device = resolve_device(args.device)
+    store = Store(args.store)
+    outcomes = []
+    with progress_bars(enabled=sys.stdout.isatty() and not args.json) as progress:
+        for experiment, config in plan:
+            outcomes.append(run_experiment(
+                experiment, config, scale=args.scale, store=store, seed=args.seed,
+                n_seeds=args.seeds or experiment.seeds[args.scale], device=device,
+                progress=progress))
+    if args.json:
+        print(json.dumps({"store": str(store.path), "runs": [o.as_json() for o in outcomes]},
+                         indent=2, ensure_ascii=False))
+    else:
+        for outcome in outcomes:
+            print_outcome(outcome)
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def cmd_runs(args) -> int:
+    from gradfail.store import Store
+
+    stored = Store(args.store).runs()
+    if args.json:
+        keep = ("id", "experiment", "version", "scale", "seed", "n_seeds", "device", "status",
+                "error", "started_at", "finished_at", "wall_s", "config", "provenance", "claims",
+                "figures")
+        print(json.dumps([{k: run[k] for k in keep} for run in stored], indent=2,
+                         ensure_ascii=False))
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"runs in {args.store}")
+    for column in ("id", "experiment", "scale", "seeds", "device", "status", "wall", "claims",
+                   "started"):
+        table.add_column(column)
+    for run in stored:
+        table.add_row(str(run["id"]), run["experiment"], run["scale"],
+                      f"{run['seed']}+{run['n_seeds']}", run["device"], styled_status(run["status"]),
+                      f"{run['wall_s']:.1f}s" if run["wall_s"] else "–",
+                      claim_counts(run["claims"]), run["started_at"])
+    console().print(table)
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "reproduce": cmd_reproduce, "runs": cmd_runs}
+
+
+# --------------------------------------------------------------------------------------------
+# Human output.
+
+
+def console():
+    from rich.console import Console
+
+    return Console()
+
+
+def styled_status(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def claim_counts(claims: list[dict]) -> str:
+    counts = {verdict: sum(c["verdict"] == verdict for c in claims) for verdict in VERDICT_STYLE}
+    return ", ".join(f"{n} {verdict}" for verdict, n in counts.items() if n) or "–"
+
+
+def print_outcome(outcome) -> None:
+    from rich.table import Table
+
+    out = console()
+    how = "stored earlier" if outcome.cached else f"{outcome.wall_s:.1f}s"
+    if outcome.resumed_parts:
+        how += f", resumed {len(outcome.resumed_parts)} stored parts"
+    out.print(f"[bold]{outcome.experiment}[/] run {outcome.id} ({outcome.scale}, "
+              f"{outcome.n_seeds} seeds): {styled_status(outcome.status)} ({how})")
+    if outcome.error:
+        out.print(f"  {outcome.error}")
+    if outcome.claims:
+        table = Table(show_lines=False)
+        for column in ("claim", "paper", "measured", "verdict"):
+            table.add_column(column, overflow="fold")
+        for claim in outcome.claims:
+            style = VERDICT_STYLE[claim["verdict"]]
+            table.add_row(claim["name"], claim["paper"], claim["detail"],
+                          f"[{style}]{claim['verdict']}[/]")
+        out.print(table)
+    for name, path in outcome.figures.items():
+        out.print(f"  figure {name}: {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

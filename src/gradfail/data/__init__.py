@@ -1,0 +1,1 @@
+"""Synthetic data generators, one module a problem. Nothing is downloaded."""

@@ -1,0 +1,270 @@
+"""The experiment contract: a typed config at three scales, `run`, `figures` and `claims`.
+
+An experiment module builds one `Experiment` and reads top to bottom like the paper section it
+reproduces. The CLI, the runner and the report know nothing else about it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+import time
+import typing
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gradfail.errors import ConfigError, Diverged
+
+SCALES = ("quick", "default", "paper")
+Scale = Literal["quick", "default", "paper"]
+Verdict = Literal["holds", "fails", "not checked"]
+
+
+class Config(BaseModel):
+    """Base of every experiment's config: unknown keys are refused, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Claims: the published statements, checked against a result.
+
+
+@dataclass(frozen=True)
+class Check:
+    """What a claim's check found: the verdict, the headline number and the evidence in words."""
+
+    verdict: Verdict
+    measured: float | None
+    detail: str
+
+    @classmethod
+    def judge(cls, holds: bool, measured: float | None, detail: str) -> Check:
+        return cls("holds" if holds else "fails", measured, detail)
+
+    @classmethod
+    def not_checked(cls, measured: float | None, detail: str) -> Check:
+        return cls("not checked", measured, detail)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A published statement with its number, and how to check it against a run's result."""
+
+    name: str
+    paper: str
+    tolerance: str
+    check: Callable[[Any, dict], Check]
+
+    def evaluate(self, config: Config, result: dict) -> dict:
+        found = self.check(config, result)
+        measured = found.measured
+        if measured is not None and not math.isfinite(measured):
+            measured = None
+        return {
+            "name": self.name,
+            "paper": self.paper,
+            "tolerance": self.tolerance,
+            "measured": measured,
+            "detail": found.detail,
+            "verdict": found.verdict,
+            "holds": {"holds": True, "fails": False}.get(found.verdict),
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# The experiment and its config at a scale.
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One difficulty: its config class, scales, run, figures and claims."""
+
+    name: str
+    section: str
+    title: str
+    version: int
+    config_class: type[Config]
+    scales: dict[str, dict[str, Any]]
+    run: Callable[[Any, RunContext], dict]
+    figures: Callable[[Any, dict], dict[str, Any]]
+    claims: tuple[Claim, ...]
+    seeds: dict[str, int] = field(default_factory=lambda: {"quick": 2, "default": 4, "paper": 8})
+    summary: str = ""
+
+    def config(self, scale: str = "default", overrides: dict[str, Any] | None = None) -> Config:
+        """The resolved config: the paper's values, the scale's changes, then the user's."""
+        if scale not in SCALES:
+            raise ConfigError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+        overrides = dict(overrides or {})
+        fields = self.config_class.model_fields
+        for key in overrides:
+            if key not in fields:
+                near = difflib.get_close_matches(key, fields, n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise ConfigError(
+                    f"unknown setting {key!r} for {self.name}{hint}; settings: {', '.join(fields)}"
+                )
+        for key, value in overrides.items():  # `--set dims=5` means the list [5]
+            if typing.get_origin(fields[key].annotation) is list and not isinstance(value, list):
+                overrides[key] = [value]
+        values = {**self.scales.get(scale, {}), **overrides}
+        try:
+            return self.config_class.model_validate(values)
+        except ValidationError as error:
+            first = error.errors()[0]
+            message = first["msg"].removeprefix("Value error, ")
+            if not first["loc"]:
+                raise ConfigError(f"invalid config for {self.name}: {message}") from None
+            where = ".".join(str(part) for part in first["loc"])
+            raise ConfigError(
+                f"invalid setting {where}={first.get('input')!r} for {self.name}: {message}"
+            ) from None
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`key=value` strings from `--set` to a dict; values are JSON, a comma list, or text."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = [item.strip() for item in text.split(",")] if "," in text else text
+        overrides[key.strip()] = value
+    return overrides
+
+
+def config_json(config: Config) -> str:
+    """The canonical JSON of a resolved config: the identity used for resume."""
+    return json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+# --------------------------------------------------------------------------------------------
+# The run context: device, seeds, resumable parts, metric logging, progress.
+
+
+class PartStore(Protocol):
+    """Where a run keeps its finished parts, so an interrupted run resumes where it stopped."""
+
+    def load_part(self, key: str) -> dict | None: ...
+
+    def save_part(self, key: str, result: dict, metrics: list[tuple], wall_s: float) -> None: ...
+
+
+class ProgressTracker(Protocol):
+    def task(self, description: str, total: int) -> Callable[[int], None]: ...
+
+    def done(self, description: str) -> None: ...
+
+
+class SilentProgress:
+    """Progress that shows nothing (stdout is not a terminal, or a test)."""
+
+    def task(self, description: str, total: int) -> Callable[[int], None]:
+        return lambda advance=1: None
+
+    def done(self, description: str) -> None:
+        return None
+
+
+class MemoryParts:
+    """A part store that keeps nothing between processes (for library use and tests)."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, dict] = {}
+
+    def load_part(self, key: str) -> dict | None:
+        return self.parts.get(key)
+
+    def save_part(self, key: str, result: dict, metrics: list[tuple], wall_s: float) -> None:
+        self.parts[key] = result
+
+
+def to_jsonable(value: Any) -> Any:
+    """Arrays, tensors and tuples to plain JSON values (what a stored result looks like)."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(key): to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(item) for item in value]
+    return value
+
+
+@dataclass
+class RunContext:
+    """What `run(config, ctx)` gets: device, seeds, seeded generators, parts, metrics, progress.
+
+    Every random draw comes from `ctx.generator(*key)`, seeded from the run's seed and the key,
+    so a part recomputed after an interruption draws exactly what it drew the first time.
+    """
+
+    device: torch.device
+    seed: int
+    n_seeds: int
+    parts: PartStore = field(default_factory=MemoryParts)
+    progress: ProgressTracker = field(default_factory=SilentProgress)
+    _metrics: list[tuple] = field(default_factory=list)
+
+    def _derived_seed(self, key: tuple) -> int:
+        text = json.dumps([self.seed, *map(str, key)])
+        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
+
+    def generator(self, *key: Any) -> torch.Generator:
+        """A torch generator on the run's device, seeded by (run seed, key)."""
+        return torch.Generator(device=self.device).manual_seed(self._derived_seed(key))
+
+    def numpy_rng(self, *key: Any) -> np.random.Generator:
+        return np.random.default_rng(self._derived_seed(key))
+
+    def part(self, key: str, compute: Callable[[], dict]) -> dict:
+        """The result of one resumable piece of work: loaded if stored, else computed and stored."""
+        stored = self.parts.load_part(key)
+        if stored is not None:
+            self.progress.done(f"{key} (stored)")
+            return stored
+        pending, self._metrics = self._metrics, []
+        start = time.perf_counter()
+        result = to_jsonable(compute())
+        self.parts.save_part(key, result, self._metrics, time.perf_counter() - start)
+        self._metrics = pending
+        return result
+
+    def log(self, series: str, steps: Any, values: Any) -> None:
+        """A metric series: `values` is (steps,) or (seeds, steps); stored with its part."""
+        values = np.atleast_2d(np.asarray(to_jsonable(values), dtype=float))
+        for seed_index, row in enumerate(values):
+            for step, value in zip(to_jsonable(steps), row, strict=True):
+                self._metrics.append((series, int(step), seed_index, float(value)))
+
+    def pending_metrics(self) -> list[tuple]:
+        """Metric rows logged outside any part (stored when the run finishes), emptied."""
+        pending, self._metrics = self._metrics, []
+        return pending
+
+    @contextmanager
+    def track(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+        """A progress bar for long work; yields `advance(n)`."""
+        yield self.progress.task(description, total)
+
+
+def check_finite(loss: torch.Tensor, where: str) -> None:
+    """Raise `Diverged` when a loss is NaN or infinite (the run is then stored as diverged)."""
+    if not bool(torch.isfinite(loss).all()):
+        raise Diverged(f"loss is not finite in {where}")
+

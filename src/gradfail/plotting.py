@@ -1,0 +1,51 @@
+"""One matplotlib style for every figure, and saving figures atomically beside the store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+STYLE = {
+    "figure.dpi": 110,
+    "savefig.dpi": 110,
+    "savefig.bbox": "tight",
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "legend.frameon": False,
+    "lines.linewidth": 1.6,
+}
+plt.rcParams.update(STYLE)
+
+
+def new_figure(ncols: int = 1, width: float = 5.2, height: float = 3.6):
+    """A figure and its axes (a list when ncols > 1) in the house style."""
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+    return fig, list(axes[0]) if ncols > 1 else axes[0][0]
+
+
+def band(ax, x, values, label: str, color=None) -> None:
+    """The median over seeds as a line and the min–max spread as a band. values: (seeds, x)."""
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    line = ax.plot(x, np.median(values, axis=0), label=label, color=color)[0]
+    if values.shape[0] > 1:
+        ax.fill_between(x, values.min(0), values.max(0), color=line.get_color(), alpha=0.2, lw=0)
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write a PNG atomically (temp file then rename), so no half-written figure is ever seen."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial.png")
+    fig.savefig(partial, format="png")
+    plt.close(fig)
+    os.replace(partial, path)
+    return path

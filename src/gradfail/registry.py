@@ -1,0 +1,36 @@
+"""Experiment names to experiments. `gradfail list` reads it; unknown names get "did you mean"."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib
+
+from gradfail.errors import GradfailError, UnknownExperiment
+from gradfail.experiment import Experiment
+
+# One module a difficulty, in the order of the paper and then the catalogue.
+EXPERIMENT_MODULES = ("gradfail.experiments.parity",)
+
+
+@functools.cache
+def experiments() -> dict[str, Experiment]:
+    """Every registered experiment by name, in catalogue order (imported on first use)."""
+    experiments: dict[str, Experiment] = {}
+    for module_name in EXPERIMENT_MODULES:
+        experiment = importlib.import_module(module_name).EXPERIMENT
+        if experiment.name in experiments:
+            raise GradfailError(f"experiment name {experiment.name!r} is registered twice")
+        experiments[experiment.name] = experiment
+    return experiments
+
+
+def get(name: str) -> Experiment:
+    known = experiments()
+    if name in known:
+        return known[name]
+    near = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean {near[0]!r}?" if near else ""
+    raise UnknownExperiment(
+        f"unknown experiment {name!r}{hint} (known: {', '.join(known)})"
+    )

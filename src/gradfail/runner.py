@@ -1,0 +1,213 @@
+"""Run an experiment at a config and seeds: skip what is stored, resume what was interrupted.
+
+A run's identity is (experiment, version, resolved config, seed, seeds, device). A complete
+identity (done or diverged) is not run again; an incomplete one (killed, failed) resumes,
+loading its finished parts from the store and computing the rest.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import gradfail
+from gradfail.errors import DeviceError, Diverged, GradfailError
+from gradfail.experiment import Config, Experiment, ProgressTracker, RunContext, SilentProgress
+from gradfail.experiment import config_json
+from gradfail.plotting import save_figure
+from gradfail.store import COMPLETE, RunIdentity, Store
+
+
+def resolve_device(name: str) -> torch.device:
+    """`cpu` or `cuda[:i]`; a device this machine lacks is a one-line error."""
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {name}: CUDA is not available here (torch {torch.__version__})")
+        return torch.device(name)
+    raise DeviceError(f"unknown device {name!r}; choose cpu or cuda")
+
+
+def git_commit() -> str | None:
+    """The commit of the gradfail source tree, with `-dirty` for local changes, if it is a repo."""
+    source = Path(gradfail.__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True,
+            timeout=5, check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
+
+
+def provenance(device: torch.device) -> dict:
+    """Versions, commit, machine and device: recorded with every run."""
+    return {
+        "gradfail": gradfail.__version__,
+        "git_commit": git_commit(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "command": " ".join(["gradfail", *sys.argv[1:]]),
+    }
+
+
+@dataclass
+class StoredParts:
+    """The store's part table seen through the `PartStore` interface of one run."""
+
+    store: Store
+    run_id: int
+    resumed_wall_s: float = 0.0
+    resumed: list[str] = field(default_factory=list)
+
+    def load_part(self, key: str) -> dict | None:
+        stored = self.store.load_part(self.run_id, key)
+        if stored is not None:
+            self.resumed.append(key)
+            self.resumed_wall_s += next(
+                p["wall_s"] for p in self.store.parts(self.run_id) if p["key"] == key
+            )
+        return stored
+
+    def save_part(self, key: str, result: dict, metrics: list[tuple], wall_s: float) -> None:
+        self.store.save_part(self.run_id, key, result, metrics, wall_s)
+
+
+@dataclass
+class Outcome:
+    """What became of one run: its id, status, claims, and whether it was already stored."""
+
+    id: int
+    experiment: str
+    scale: str
+    seed: int
+    n_seeds: int
+    status: str
+    cached: bool
+    claims: list[dict]
+    wall_s: float | None = None
+    error: str | None = None
+    resumed_parts: list[str] = field(default_factory=list)
+    figures: dict[str, str] = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        return {
+            "id": self.id, "experiment": self.experiment, "scale": self.scale, "seed": self.seed,
+            "seeds": self.n_seeds, "status": self.status, "cached": self.cached,
+            "wall_s": self.wall_s, "error": self.error, "resumed_parts": self.resumed_parts,
+            "figures": self.figures,
+            "claims": [
+                {key: claim[key] for key in ("name", "paper", "measured", "holds", "verdict",
+                                             "detail", "tolerance")}
+                for claim in self.claims
+            ],
+        }
+
+
+def run_experiment(
+    experiment: Experiment,
+    config: Config,
+    *,
+    scale: str,
+    store: Store,
+    seed: int = 0,
+    n_seeds: int = 1,
+    device: torch.device = torch.device("cpu"),
+    progress: ProgressTracker | None = None,
+) -> Outcome:
+    """Run (or skip, or resume) one experiment; its row in the store ends done/diverged/failed."""
+    identity = RunIdentity(experiment.name, experiment.version, config_json(config), seed,
+                           n_seeds, str(device))
+    found = store.find_run(identity)
+    if found is not None and found["status"] in COMPLETE:
+        run = store.run(found["id"])
+        return Outcome(run["id"], experiment.name, run["scale"], seed, n_seeds, run["status"],
+                       True, run["claims"], run["wall_s"], run["error"], figures=run["figures"])
+
+    run_id = store.begin_run(identity, scale, provenance(device))
+    parts = StoredParts(store, run_id)
+    ctx = RunContext(device, seed, n_seeds, parts, progress or SilentProgress())
+    start = time.perf_counter()
+
+    def close(status: str, error: str | None = None, **stored) -> Outcome:
+        wall = time.perf_counter() - start + parts.resumed_wall_s
+        store.finish_run(run_id, status, wall, error=error, metrics=ctx.pending_metrics(),
+                         **stored)
+        return Outcome(run_id, experiment.name, scale, seed, n_seeds, status, False,
+                       stored.get("claims", []), wall, error, parts.resumed,
+                       stored.get("figures") or {})
+
+    try:
+        result = experiment.run(config, ctx)
+    except Diverged as error:
+        return close("diverged", str(error))
+    except KeyboardInterrupt:
+        close("failed", "interrupted")
+        raise
+    except GradfailError as error:
+        return close("failed", str(error))
+    except Exception as error:  # a bug in an experiment: keep the traceback, keep the sweep going
+        traceback.print_exc(file=sys.stderr)
+        return close("failed", f"{type(error).__name__}: {error}")
+    claims = [claim.evaluate(config, result) for claim in experiment.claims]
+    figure_dir = store.figures_dir / f"{run_id}-{experiment.name}"
+    figures = {
+        name: str(save_figure(figure, figure_dir / f"{name}.png"))
+        for name, figure in experiment.figures(config, result).items()
+    }
+    return close("done", result=result, claims=claims, figures=figures)
+
+
+# --------------------------------------------------------------------------------------------
+# Progress bars on a terminal (rich), nothing otherwise.
+
+
+class RichProgress:
+    """Progress bars on stderr, one per long piece of work."""
+
+    def __init__(self, progress) -> None:
+        self._progress = progress
+
+    def task(self, description: str, total: int) -> Callable[[int], None]:
+        task_id = self._progress.add_task(description, total=total)
+        return lambda advance=1: self._progress.advance(task_id, advance)
+
+    def done(self, description: str) -> None:
+        self._progress.add_task(description, total=1, completed=1)
+
+
+@contextmanager
+def progress_bars(enabled: bool) -> Iterator[ProgressTracker]:
+    """Rich progress bars when `enabled` (stdout is a terminal), silence otherwise."""
+    if not enabled:
+        yield SilentProgress()
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+        yield RichProgress(progress)

@@ -1,0 +1,39 @@
+"""The fast Walsh–Hadamard transform and the enumeration of {±1}^d in the matching order.
+
+Row i of `sign_cube(d)` is the input x with x_k = (−1)^(bit k of i). Then entry s of
+`walsh_hadamard(f)` is Σ_x χ_S(x) f(x), where χ_S(x) = Π_{k∈S} x_k and S = the bits of s:
+the transform gives the correlation of f with every parity at once, in d·2^d operations.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def sign_cube(d: int, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """All 2^d points of {±1}^d, shape (2^d, d), in Walsh order."""
+    index = torch.arange(2**d, device=device)
+    bits = (index[:, None] >> torch.arange(d, device=device)) & 1
+    return (1 - 2 * bits).to(dtype)
+
+
+def walsh_hadamard(values: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Unnormalised fast Walsh–Hadamard transform of `values` along `dim` (length 2^d)."""
+    n = values.shape[dim]
+    if n & (n - 1):
+        raise ValueError(f"Walsh–Hadamard transform needs a power-of-two length, got {n}")
+    moved = values.movedim(dim, 0)
+    rest = moved.shape[1:]
+    out = moved.reshape(n, -1)
+    half = 1
+    while half < n:
+        pairs = out.view(n // (2 * half), 2, half, -1)
+        out = torch.stack((pairs[:, 0] + pairs[:, 1], pairs[:, 0] - pairs[:, 1]), dim=1)
+        half *= 2
+    return out.reshape(n, *rest).movedim(0, dim)
+
+
+def subset_sizes(d: int, device=None) -> torch.Tensor:
+    """|S| for every index s of the transform: the degree of each parity."""
+    index = torch.arange(2**d, device=device)
+    return ((index[:, None] >> torch.arange(d, device=device)) & 1).sum(1)
