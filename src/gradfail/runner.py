@@ -22,8 +22,14 @@ import torch
 
 import gradfail
 from gradfail.errors import DeviceError, Diverged, GradfailError
-from gradfail.experiment import Config, Experiment, ProgressTracker, RunContext, SilentProgress
-from gradfail.experiment import config_json
+from gradfail.experiment import (
+    Config,
+    Experiment,
+    ProgressTracker,
+    RunContext,
+    SilentProgress,
+    config_json,
+)
 from gradfail.plotting import save_figure
 from gradfail.store import COMPLETE, RunIdentity, Store
 
@@ -204,8 +210,14 @@ def progress_bars(enabled: bool) -> Iterator[ProgressTracker]:
         yield SilentProgress()
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-    from rich.progress import TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())

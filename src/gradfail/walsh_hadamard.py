@@ -22,15 +22,18 @@ def walsh_hadamard(values: torch.Tensor, dim: int = 0) -> torch.Tensor:
     n = values.shape[dim]
     if n & (n - 1):
         raise ValueError(f"Walsh–Hadamard transform needs a power-of-two length, got {n}")
-    moved = values.movedim(dim, 0)
-    rest = moved.shape[1:]
-    out = moved.reshape(n, -1)
+    source = values.movedim(dim, 0).reshape(n, -1).clone()
+    target = torch.empty_like(source)
     half = 1
-    while half < n:
-        pairs = out.view(n // (2 * half), 2, half, -1)
-        out = torch.stack((pairs[:, 0] + pairs[:, 1], pairs[:, 0] - pairs[:, 1]), dim=1)
+    while half < n:  # one butterfly stage per bit, ping-ponging between two buffers
+        pairs = source.view(n // (2 * half), 2, half, -1)
+        out = target.view(n // (2 * half), 2, half, -1)
+        torch.add(pairs[:, 0], pairs[:, 1], out=out[:, 0])
+        torch.sub(pairs[:, 0], pairs[:, 1], out=out[:, 1])
+        source, target = target, source
         half *= 2
-    return out.reshape(n, *rest).movedim(0, dim)
+    rest = values.movedim(dim, 0).shape[1:]
+    return source.reshape(n, *rest).movedim(0, dim)
 
 
 def subset_sizes(d: int, device=None) -> torch.Tensor:
