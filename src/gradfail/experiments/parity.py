@@ -393,7 +393,7 @@ def figures(config: ParityConfig, result: dict) -> dict:
                 label=f"Monte-Carlo floor (m={config.periodic_inputs}): true value below")
     ax.set(xlabel="radius r = ‖v*‖", ylabel="Var / G²",
            title=f"cos(2π v·x), x ~ N(0, I_{config.periodic_dim}) (Theorem 2)")
-    ax.legend()
+    ax.legend(loc="upper right")
     return {"accuracy": fig1, "gradient_variance": fig2, "linear_periodic": fig3}
 
 

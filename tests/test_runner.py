@@ -1,0 +1,94 @@
+"""Runs end done, diverged or failed; a sweep goes on past a bad run; nothing stored is lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from argparse import Namespace
+from dataclasses import replace
+
+import pytest
+
+from gradfail import cli, registry
+from gradfail.runner import run_experiment
+from gradfail.store import Store
+
+PARITY = registry.get("parity")
+TINY = {"dims": [5], "steps": [300], "variance_dims": [4, 5], "floor_dims": [],
+        "periodic_dim": 3, "periodic_radii": [0.5], "periodic_inputs": 256}
+
+
+def test_a_diverging_run_is_stored_as_diverged_and_the_sweep_goes_on(tmp_path):
+    diverging = PARITY.config("quick", {**TINY, "lr": 1e38})
+    healthy = PARITY.config("quick", TINY)
+    args = Namespace(device="cpu", store=str(tmp_path / "s.sqlite"), json=True, scale="quick",
+                     seed=0, seeds=2)
+    assert cli.execute([(PARITY, diverging), (PARITY, healthy)], args) == 0
+    runs = Store(tmp_path / "s.sqlite").runs()
+    assert [run["status"] for run in runs] == ["diverged", "done"]
+    assert "not finite" in runs[0]["error"]
+    # a diverged run is a result: running it again does not redo it
+    again = run_experiment(PARITY, diverging, scale="quick", store=Store(tmp_path / "s.sqlite"),
+                           n_seeds=2)
+    assert again.cached and again.status == "diverged"
+
+
+def test_a_crashing_experiment_is_stored_as_failed_and_earlier_runs_are_kept(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    first = run_experiment(PARITY, PARITY.config("quick", TINY), scale="quick", store=store,
+                           n_seeds=2)
+
+    def broken(config, ctx):
+        ctx.part("a finished piece", lambda: {"value": 1})
+        raise RuntimeError("a bug")
+
+    failed = run_experiment(replace(PARITY, name="broken", run=broken),
+                            PARITY.config("quick", TINY), scale="quick", store=store)
+    assert failed.status == "failed" and "RuntimeError: a bug" in failed.error
+    runs = store.runs()
+    assert runs[0]["id"] == first.id and runs[0]["status"] == "done" and runs[0]["claims"]
+    assert store.load_part(failed.id, "a finished piece") == {"value": 1}
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_where_it_stopped_and_matches_an_uninterrupted_run(tmp_path):
+    """Kill a real `gradfail run` mid-way (SIGKILL), run it again, compare with a clean run."""
+    store = tmp_path / "killed.sqlite"
+    command = [sys.executable, "-m", "gradfail.cli", "run", "parity", "--scale", "quick",
+               "--json", "--store", str(store)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    finished_parts: list = []
+    deadline = time.time() + 300
+    while not finished_parts and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+        if store.exists():
+            with sqlite3.connect(store, timeout=30) as db:
+                finished_parts = db.execute("SELECT key, finished_at FROM parts").fetchall()
+    assert process.poll() is None, "the run ended before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT status FROM runs").fetchall() == [("running",)]
+        killed_parts = db.execute("SELECT key, finished_at FROM parts").fetchall()
+    assert finished_parts
+
+    resumed = subprocess.run(command, capture_output=True, text=True, check=True)
+    (run,) = json.loads(resumed.stdout)["runs"]
+    assert run["status"] == "done"
+    assert set(run["resumed_parts"]) == {key for key, _ in killed_parts}
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT count(*), max(attempts) FROM runs").fetchone() == (1, 2)
+        for key, finished_at in killed_parts:  # stored parts were not recomputed
+            assert db.execute("SELECT finished_at FROM parts WHERE key=?", (key,)).fetchone() == (
+                finished_at,)
+
+    clean = tmp_path / "clean.sqlite"
+    subprocess.run([*command[:-1], str(clean)], capture_output=True, check=True)
+    clean_store = Store(clean)
+    assert len(killed_parts) < len(clean_store.parts(1))  # it was killed part-way
+    assert Store(store).runs()[0]["result"] == clean_store.runs()[0]["result"]

@@ -1,0 +1,74 @@
+"""The results store: refuses what it must not touch, writes whole rows or nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from gradfail.errors import StoreError
+from gradfail.store import RunIdentity, Store
+
+IDENTITY = RunIdentity("parity", 1, '{"d":5}', seed=0, n_seeds=2, device="cpu")
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_kept(tmp_path):
+    path = tmp_path / "results.sqlite"
+    path.write_bytes(b"precious notes, not a database" * 100)
+    with pytest.raises(StoreError, match="not a gradfail store"):
+        Store(path)
+    assert path.read_bytes() == b"precious notes, not a database" * 100
+
+
+def test_another_programs_database_is_refused_and_kept(tmp_path):
+    path = tmp_path / "other.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+        db.execute("INSERT INTO notes VALUES ('keep me')")
+    with pytest.raises(StoreError, match="another program"):
+        Store(path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT text FROM notes").fetchall() == [("keep me",)]
+
+
+def test_unwritable_places_are_one_line_errors(tmp_path):
+    with pytest.raises(StoreError, match="cannot write"):
+        Store("/proc/no/such/place.sqlite")
+    with pytest.raises(StoreError, match="directory"):
+        Store(tmp_path)
+
+
+def test_a_run_resumes_with_its_parts_and_finishes_whole(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    run_id = store.begin_run(IDENTITY, "quick", {"torch": "x"})
+    store.save_part(run_id, "train d=5", {"accuracy": [0.5, 1.0]}, [("acc", 0, 0, 0.5)], 1.5)
+    assert store.find_run(IDENTITY) == {"id": run_id, "status": "running"}
+    again = store.begin_run(IDENTITY, "quick", {"torch": "x"})  # a resumed run keeps its row
+    assert again == run_id
+    assert store.load_part(run_id, "train d=5") == {"accuracy": [0.5, 1.0]}
+    claims = [{"name": "c", "verdict": "holds"}]
+    store.finish_run(run_id, "done", 2.0, result={"r": 1}, claims=claims,
+                     figures={"f": "fig.png"})
+    (run,) = store.runs()
+    assert run["status"] == "done" and run["attempts"] == 2 and run["claims"] == claims
+    assert run["figures"] == {"f": "fig.png"} and run["result"] == {"r": 1}
+    assert store.metric(run_id, "acc") == [(0, 0, 0.5)]
+
+
+def test_a_failed_write_leaves_no_half_row(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    run_id = store.begin_run(IDENTITY, "quick", {})
+    with pytest.raises(TypeError):  # the result cannot be serialised: the whole update rolls back
+        store.finish_run(run_id, "done", 1.0, result={"bad": object()}, claims=[{"c": 1}])
+    (run,) = store.runs()
+    assert run["status"] == "running" and run["claims"] == [] and run["result"] is None
+
+
+def test_reopening_keeps_everything(tmp_path):
+    path = tmp_path / "s.sqlite"
+    store = Store(path)
+    run_id = store.begin_run(IDENTITY, "quick", {})
+    store.finish_run(run_id, "diverged", 1.0, error="loss is not finite")
+    store.close()
+    (run,) = Store(path).runs()
+    assert run["status"] == "diverged" and run["error"] == "loss is not finite"
