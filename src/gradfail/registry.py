@@ -10,7 +10,11 @@ from gradfail.errors import GradfailError, UnknownExperiment
 from gradfail.experiment import Experiment
 
 # One module a difficulty, in the order of the paper and then the catalogue.
-EXPERIMENT_MODULES = ("gradfail.experiments.parity",)
+EXPERIMENT_MODULES = (
+    "gradfail.experiments.parity",
+    "gradfail.experiments.end_to_end",
+    "gradfail.experiments.stocks",
+)
 
 
 @functools.cache

@@ -1,0 +1,46 @@
+"""Every registered experiment: runs at quick scale, with evidence for each claim and figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gradfail import registry
+from gradfail.errors import GradfailError, UnknownExperiment
+
+
+def test_every_experiment_runs_at_quick_scale_with_evidence(quick_store):
+    runs = {run["experiment"]: run for run in quick_store.runs()}
+    assert set(runs) == set(registry.experiments())
+    for name, run in runs.items():
+        experiment = registry.get(name)
+        assert run["status"] == "done", (name, run["error"])
+        assert [c["name"] for c in run["claims"]] == [c.name for c in experiment.claims]
+        assert all(c["detail"] and c["paper"] for c in run["claims"])
+        assert any(c["verdict"] == "holds" for c in run["claims"]), name
+        assert run["figures"] and all(Path(p).exists() for p in run["figures"].values())
+        assert run["provenance"]["torch"] and run["config"] == experiment.config(
+            "quick").model_dump(mode="json")
+
+
+def test_every_experiment_has_three_scales_and_cites_its_section():
+    for experiment in registry.experiments().values():
+        for scale in ("quick", "default", "paper"):
+            experiment.config(scale)
+        assert experiment.section.startswith("§") and experiment.summary
+
+
+def test_unknown_names_get_a_suggestion():
+    with pytest.raises(UnknownExperiment, match="did you mean 'end_to_end'"):
+        registry.get("end-to-end")
+
+
+def test_a_name_registered_twice_is_refused(monkeypatch):
+    monkeypatch.setattr(registry, "EXPERIMENT_MODULES", ("gradfail.experiments.parity",) * 2)
+    registry.experiments.cache_clear()
+    try:
+        with pytest.raises(GradfailError, match="registered twice"):
+            registry.experiments()
+    finally:
+        registry.experiments.cache_clear()
