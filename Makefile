@@ -25,6 +25,7 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/parity_throughput.py
+	$(PY) bench/end_to_end_throughput.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
