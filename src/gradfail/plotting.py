@@ -29,8 +29,13 @@ plt.rcParams.update(STYLE)
 
 def new_figure(ncols: int = 1, width: float = 5.2, height: float = 3.6):
     """A figure and its axes (a list when ncols > 1) in the house style."""
-    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+    fig, axes = new_grid(1, ncols, width, height)
     return fig, list(axes[0]) if ncols > 1 else axes[0][0]
+
+
+def new_grid(nrows: int, ncols: int, width: float = 5.2, height: float = 3.6):
+    """A figure and its (nrows, ncols) array of axes, each panel width × height inches."""
+    return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
 
 
 def band(ax, x, values, label: str, color=None) -> None:

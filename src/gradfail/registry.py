@@ -14,6 +14,7 @@ EXPERIMENT_MODULES = (
     "gradfail.experiments.parity",
     "gradfail.experiments.end_to_end",
     "gradfail.experiments.stocks",
+    "gradfail.experiments.conditioning",
 )
 
 
