@@ -54,6 +54,18 @@ class Check:
     def not_checked(cls, measured: float | None, detail: str) -> Check:
         return cls("not checked", measured, detail)
 
+    @classmethod
+    def within_budget(cls, seen: bool, expected: bool, ran: int, budget: int,
+                      measured: float | None, detail: str) -> Check:
+        """A claim that an event (reaching a target, leaving chance) does or does not happen
+        within the paper's `budget` steps, judged on a run of `ran` steps: an expected event
+        seen holds at any budget, an unexpected one fails at any budget; an event not seen is
+        judged only when the run was as long as the paper's, else it is not checked."""
+        if seen or ran >= budget:
+            return cls.judge(seen == expected, measured, detail)
+        return cls.not_checked(measured, f"{detail}; ran {ran:,} of the {budget:,} steps "
+                               "the claim needs")
+
 
 @dataclass(frozen=True)
 class Claim:

@@ -15,6 +15,7 @@ EXPERIMENT_MODULES = (
     "gradfail.experiments.end_to_end",
     "gradfail.experiments.stocks",
     "gradfail.experiments.conditioning",
+    "gradfail.experiments.flat_activation",
 )
 
 

@@ -391,7 +391,7 @@ EXPERIMENT = Experiment(
                   "checkpoints": [100, 500, 1_000], "eval_every": 100, "train_curves": 2_000,
                   "validation_curves": 200, "condition_ns": [25, 50, 100],
                   "condition_curves": 5_000, "extension_ns": [25, 50], "extension_steps": 2_000},
-        "default": {},
+        "default": {"conv_steps": 20_000, "autoencoder_steps": 10_000, "extension_steps": 5_000},
         "paper": {},
     },
     seeds={"quick": 2, "default": 3, "paper": 5},
