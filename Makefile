@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SCALE  ?= default
 
-.PHONY: reproduce test test-fast bench lint clean
+.PHONY: reproduce test test-fast bench lint clean browser
 
 # torch goes in first and explicitly: `torch==2.13.0` takes the CPU wheel on this machine's disk;
 # a venv that already has a torch (e.g. a newer CUDA build on a GPU machine) keeps it.
@@ -17,7 +17,16 @@ $(STAMP): pyproject.toml
 reproduce: $(STAMP)
 	$(VENV)/bin/gradfail reproduce --scale $(SCALE)
 
-test: $(STAMP)
+# The report's browser test needs headless Chromium; install it where missing (Debian, as root),
+# else say so: the test then skips with the same message.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null 2>&1 && \
+	   apt-get install -y -q chromium chromium-driver >/dev/null 2>&1) || \
+	  echo "make: could not install chromium; the report's browser test will be skipped"
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q -m "slow or not slow"
 
 test-fast: $(STAMP)

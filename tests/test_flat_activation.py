@@ -34,9 +34,7 @@ def test_the_smoothed_link_follows_u_away_from_the_steps_and_is_flat_there():
 def test_exact_u_gives_no_gradient_and_forward_only_does():
     breakpoints = torch.tensor([[0.0, 1.0, 2.0]])
     r = torch.tensor([[0.3, 1.7]], requires_grad=True)
-    (plain,) = torch.autograd.grad(flat_activation.step_link(r, breakpoints).sum(), r,
-                                   allow_unused=True)
-    assert plain is None or plain.abs().max() == 0  # the failure: u' = 0
+    assert not flat_activation.step_link(r, breakpoints).requires_grad  # the failure: u' = 0
     passed = r + (flat_activation.step_link(r, breakpoints) - r).detach()
     (straight,) = torch.autograd.grad(passed.sum(), r)
     assert straight.tolist() == [[1.0, 1.0]]
@@ -80,6 +78,6 @@ def test_bad_input_is_a_one_line_error(changes, message):
 
 def test_a_custom_link_is_learned_by_the_forward_only_rule():
     config = EXPERIMENT.config("quick", {"breakpoints": [-1.0, -0.1, 0.0, 0.05, 0.3],
-                                         "forward_steps": 3_000})
+                                         "forward_steps": 5_000})
     run = flat_activation.train(config, "forward-only", RunContext(torch.device("cpu"), 1, 2))
     assert np.median(run["off"]) < 0.05

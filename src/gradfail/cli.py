@@ -2,7 +2,9 @@
 
     gradfail list                         the catalogue
     gradfail run NAME [--scale S] [--set key=value]... [--seeds N] [--device D] [--json]
-    gradfail reproduce [--scale S]        every experiment
+    gradfail reproduce [--scale S]        every experiment, then the report
+    gradfail report [--out DIR]           the HTML report of what is stored
+    gradfail claims [--json]              the claims table of what is stored
     gradfail runs                         what is stored
 
 Errors a user can fix are one line on stderr and exit status 2.
@@ -70,6 +72,12 @@ def build_parser() -> Parser:
     runs = commands.add_parser("runs", help="what the store holds")
     add_store(runs)
     add_json(runs)
+    report = commands.add_parser("report", help="write the HTML report of what is stored")
+    add_store(report)
+    report.add_argument("--out", help="report folder (default: beside the store, report/)")
+    claims = commands.add_parser("claims", help="the claims of each experiment's latest run")
+    add_store(claims)
+    add_json(claims)
     return parser
 
 
@@ -118,7 +126,11 @@ def cmd_reproduce(args) -> int:
     from gradfail import registry
 
     plan = [(e, e.config(args.scale)) for e in registry.experiments().values()]
-    return execute(plan, args)
+    status = execute(plan, args)
+    args.out = None
+    path = write_report(args)
+    print(f"report: {path}", file=sys.stderr if args.json else sys.stdout)
+    return status
 
 
 def execute(plan: list, args) -> int:
@@ -170,7 +182,45 @@ def cmd_runs(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "reproduce": cmd_reproduce, "runs": cmd_runs}
+def write_report(args) -> str:
+    from gradfail.report import write_report as render
+    from gradfail.store import Store
+
+    store = Store(args.store)
+    return str(render(store, args.out or store.path.parent / "report"))
+
+
+def cmd_report(args) -> int:
+    print(f"report: {write_report(args)}")
+    return 0
+
+
+def cmd_claims(args) -> int:
+    from gradfail.report import latest_runs
+    from gradfail.store import Store
+
+    runs = latest_runs(Store(args.store))
+    if args.json:
+        print(json.dumps([{"experiment": run["experiment"], "run": run["id"],
+                           "scale": run["scale"], "status": run["status"],
+                           "claims": run["claims"]} for run in runs], indent=2, ensure_ascii=False))
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"claims in {args.store}", show_lines=True)
+    for column in ("experiment", "claim", "paper", "measured", "verdict"):
+        table.add_column(column, overflow="fold")
+    for run in runs:
+        for claim in run["claims"]:
+            style = VERDICT_STYLE[claim["verdict"]]
+            table.add_row(f"{run['experiment']} ({run['scale']})", claim["name"], claim["paper"],
+                          claim["detail"], f"[{style}]{claim['verdict']}[/]")
+    console().print(table)
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "reproduce": cmd_reproduce, "runs": cmd_runs,
+            "report": cmd_report, "claims": cmd_claims}
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,103 @@
+"""The HTML report: each experiment's latest stored run, its figures and claims, and provenance.
+
+Self-contained: one `index.html` (jinja2 template `templates/report.html.j2`) with its figures
+copied beside it under `figures/`; no network resources. Failed and diverged runs are shown as
+such. The report reads only the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jinja2
+
+import gradfail
+from gradfail import registry
+from gradfail.store import Store
+
+VERDICTS = ("holds", "fails", "not checked")
+
+
+def latest_runs(store: Store) -> list[dict]:
+    """The newest run of each experiment, in catalogue order (unregistered names last)."""
+    latest: dict[str, dict] = {}
+    for run in store.runs():
+        latest[run["experiment"]] = run
+    order = list(registry.experiments())
+    return sorted(latest.values(), key=lambda run: (
+        order.index(run["experiment"]) if run["experiment"] in order else len(order),
+        run["experiment"]))
+
+
+def claim_counts(claims: list[dict]) -> dict[str, int]:
+    return {verdict: sum(claim["verdict"] == verdict for claim in claims) for verdict in VERDICTS}
+
+
+def reproduce_command(run: dict) -> str:
+    """The one command that reruns this section: scale, seeds and any setting that differs."""
+    command = (f"gradfail run {run['experiment']} --scale {run['scale']} --seeds {run['n_seeds']}"
+               f" --seed {run['seed']}")
+    experiment = registry.experiments().get(run["experiment"])
+    if experiment is not None:
+        base = experiment.config(run["scale"]).model_dump(mode="json")
+        for key, value in run["config"].items():
+            if base.get(key) != value:
+                command += f" --set {key}={json.dumps(value, separators=(',', ':'))}"
+    return command + ("" if run["device"] == "cpu" else f" --device {run['device']}")
+
+
+def description(experiment_name: str) -> list[str]:
+    """The experiment module's docstring after its title: what fails, and why."""
+    experiment = registry.experiments().get(experiment_name)
+    if experiment is None:
+        return []
+    paragraphs = (sys.modules[experiment.run.__module__].__doc__ or "").strip().split("\n\n")
+    return [" ".join(paragraph.split()) for paragraph in paragraphs[1:]]
+
+
+def section(run: dict, out_dir: Path) -> dict:
+    """One experiment's section; its figure files are copied beside the report."""
+    experiment = registry.experiments().get(run["experiment"])
+    figures = {}
+    for name, path in run["figures"].items():
+        source = Path(path)
+        if source.exists():
+            target = out_dir / "figures" / f"{run['id']}-{run['experiment']}-{name}.png"
+            shutil.copyfile(source, target)
+            figures[name] = target.relative_to(out_dir).as_posix()
+        else:
+            figures[name] = None
+    return {
+        "run": run,
+        "anchor": run["experiment"],
+        "title": experiment.title if experiment else run["experiment"],
+        "section": experiment.section if experiment else "",
+        "description": description(run["experiment"]),
+        "figures": figures,
+        "counts": claim_counts(run["claims"]),
+        "command": reproduce_command(run),
+    }
+
+
+def write_report(store: Store, out_dir: str | Path) -> Path:
+    """Render the report of `store` into `out_dir`; returns the path of index.html."""
+    out_dir = Path(out_dir)
+    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+    sections = [section(run, out_dir) for run in latest_runs(store)]
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("gradfail", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
+    html = environment.get_template("report.html.j2").render(
+        sections=sections, store=str(store.path), version=gradfail.__version__,
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        totals=claim_counts([c for s in sections for c in s["run"]["claims"]]))
+    index = out_dir / "index.html"
+    partial = out_dir / "index.partial.html"
+    partial.write_text(html, encoding="utf-8")
+    os.replace(partial, index)
+    return index

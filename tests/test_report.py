@@ -1,0 +1,80 @@
+"""The HTML report: renders every stored run (failed and diverged too), and loads in a browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from gradfail import registry
+from gradfail.report import write_report
+from gradfail.runner import run_experiment
+from gradfail.store import Store
+
+from conftest import ROOT, gradfail_cli
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+def test_the_report_has_every_experiment_and_every_claim(quick_store, tmp_path):
+    index = write_report(quick_store, tmp_path / "report")
+    html = index.read_text()
+    runs = quick_store.runs()
+    for run in runs:
+        assert f'id="{run["experiment"]}"' in html
+        assert html.count(f'data-experiment="{run["experiment"]}"') == 1
+        for name in run["figures"]:
+            assert (tmp_path / "report" / "figures" / f"{run['id']}-{run['experiment']}-{name}.png"
+                    ).exists()
+    assert len(re.findall(r'<tr class="claim">', html)) == sum(len(run["claims"]) for run in runs)
+    assert "http://" not in html and "https://" not in html  # self-contained
+
+
+def test_a_store_with_failed_and_diverged_runs_still_renders(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    parity = registry.get("parity")
+    tiny = {"dims": [5], "steps": [200], "variance_dims": [4, 5], "floor_dims": [],
+            "periodic_dim": 3, "periodic_radii": [0.5], "periodic_inputs": 256}
+    run_experiment(parity, parity.config("quick", {**tiny, "lr": 1e38}), scale="quick",
+                   store=store, n_seeds=1)
+    html = write_report(store, tmp_path / "report").read_text()
+    assert "diverged" in html and "not finite" in html
+    assert gradfail_cli("report", "--store", str(tmp_path / "s.sqlite"), "--out",
+                        str(tmp_path / "again")).returncode == 0
+
+
+@pytest.mark.slow
+def test_the_report_loads_in_headless_chromium(quick_store, tmp_path):
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip("headless Chromium not found (apt-get install chromium chromium-driver; "
+                    "`make test` tries): browser test skipped")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    index = write_report(quick_store, tmp_path / "report")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--window-size=1280,1600",
+                 f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    try:
+        driver.get(index.as_uri())
+        sizes = driver.execute_script(
+            "return [...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+        assert sizes and all(done and width > 0 and height > 0 for done, width, height in sizes)
+        for run in quick_store.runs():
+            rows = driver.execute_script(
+                f"return document.querySelectorAll('table[data-experiment=\"{run['experiment']}\"]"
+                " tr.claim').length")
+            assert rows == len(run["claims"]), run["experiment"]
+        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        assert not errors, errors
+        (ROOT / "results").mkdir(exist_ok=True)
+        assert driver.save_screenshot(str(ROOT / "results" / "report_screenshot.png"))
+    finally:
+        driver.quit()
