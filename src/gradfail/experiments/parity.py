@@ -280,11 +280,8 @@ def learned_within_budget(d: int, paper_steps: int) -> Claim:
         median = float(np.median(reach))
         per_seed = ", ".join("never" if np.isinf(s) else f"{s:,.0f}" for s in reach)
         detail = f"median {median:,.0f} steps to 0.95 (per seed: {per_seed})"
-        if math.isfinite(median):
-            return Check.judge(median <= BUDGET, median, detail)
-        if config.steps_for(d) < BUDGET:
-            return Check.not_checked(None, f"{detail}; ran {config.steps_for(d):,} of {BUDGET:,} steps")
-        return Check.judge(False, None, detail)
+        return Check.within_budget(median <= BUDGET, True, config.steps_for(d), BUDGET,
+                                   median if math.isfinite(median) else None, detail)
 
     return Claim(
         name=f"d={d} is learned",
@@ -303,9 +300,8 @@ def stays_at_chance(d: int) -> Claim:
         raw = np.asarray(run["accuracy"])
         detail = (f"max |moving accuracy − 0.5| = {deviation:.3f} over {config.steps_for(d):,} steps and "
                   f"{raw.shape[0]} seeds (single readings {raw.min():.3f}–{raw.max():.3f})")
-        if deviation <= 0.05 and config.steps_for(d) < BUDGET:
-            return Check.not_checked(deviation, f"{detail}; the claim needs {BUDGET:,} steps")
-        return Check.judge(deviation <= 0.05, deviation, detail)
+        return Check.within_budget(deviation > 0.05, False, config.steps_for(d), BUDGET,
+                                   deviation, detail)
 
     return Claim(
         name=f"d={d} stays at chance",
