@@ -35,7 +35,8 @@ def new_figure(ncols: int = 1, width: float = 5.2, height: float = 3.6):
 
 def new_grid(nrows: int, ncols: int, width: float = 5.2, height: float = 3.6):
     """A figure and its (nrows, ncols) array of axes, each panel width × height inches."""
-    return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False,
+                        layout="constrained")
 
 
 def band(ax, x, values, label: str, color=None) -> None:
