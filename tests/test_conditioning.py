@@ -82,3 +82,13 @@ def test_bad_input_is_a_one_line_error(changes, message):
     with pytest.raises(ConfigError, match=message) as raised:
         EXPERIMENT.config("quick", changes)
     assert "\n" not in str(raised.value)
+
+
+def test_the_max_error_is_measured_at_the_kinks_only_when_they_are_given():
+    f = torch.tensor([[[0.0, 0.0, 1.0, 2.0, 3.0]]])
+    reconstructed = f + torch.tensor([[[0.0, 0.3, 0.0, 0.06, 0.0]]])
+    kinks = torch.tensor([[[False, False, False, True, False]]])
+    rmse, at_kinks = conditioning.relative_errors(reconstructed, f, kinks)
+    _, anywhere = conditioning.relative_errors(reconstructed, f)
+    assert at_kinks.item() == pytest.approx(0.02) and anywhere.item() == pytest.approx(0.1)
+    assert rmse.item() == pytest.approx(((0.09 + 0.0036) / 5) ** 0.5 / 3)
