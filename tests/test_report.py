@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
@@ -78,3 +79,16 @@ def test_the_report_loads_in_headless_chromium(quick_store, tmp_path):
         assert driver.save_screenshot(str(ROOT / "results" / "report_screenshot.png"))
     finally:
         driver.quit()
+
+
+def test_claims_and_report_commands_read_the_store(quick_store, tmp_path):
+    listed = json.loads(gradfail_cli("claims", "--json", "--store", str(quick_store.path),
+                                     check=True).stdout)
+    assert {entry["experiment"] for entry in listed} == set(registry.experiments())
+    stored = {run["experiment"]: run["claims"] for run in quick_store.runs()}
+    for entry in listed:
+        assert entry["claims"] == stored[entry["experiment"]]
+    done = gradfail_cli("report", "--store", str(quick_store.path), "--out", str(tmp_path / "r"),
+                        check=True)
+    assert done.stdout.strip() == f"report: {tmp_path / 'r' / 'index.html'}"
+    assert (tmp_path / "r" / "index.html").exists()
