@@ -241,9 +241,6 @@ class RunContext:
         """A torch generator on the run's device, seeded by (run seed, key)."""
         return torch.Generator(device=self.device).manual_seed(self._derived_seed(key))
 
-    def numpy_rng(self, *key: Any) -> np.random.Generator:
-        return np.random.default_rng(self._derived_seed(key))
-
     def part(self, key: str, compute: Callable[[], dict]) -> dict:
         """The result of one resumable piece of work: loaded if stored, else computed and stored."""
         stored = self.parts.load_part(key)

@@ -35,8 +35,3 @@ def walsh_hadamard(values: torch.Tensor, dim: int = 0) -> torch.Tensor:
     rest = values.movedim(dim, 0).shape[1:]
     return source.reshape(n, *rest).movedim(0, dim)
 
-
-def subset_sizes(d: int, device=None) -> torch.Tensor:
-    """|S| for every index s of the transform: the degree of each parity."""
-    index = torch.arange(2**d, device=device)
-    return ((index[:, None] >> torch.arange(d, device=device)) & 1).sum(1)
