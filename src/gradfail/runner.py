@@ -91,9 +91,7 @@ class StoredParts:
         stored = self.store.load_part(self.run_id, key)
         if stored is not None:
             self.resumed.append(key)
-            self.resumed_wall_s += next(
-                p["wall_s"] for p in self.store.parts(self.run_id) if p["key"] == key
-            )
+            self.resumed_wall_s += self.store.part_wall_s(self.run_id, key)
         return stored
 
     def save_part(self, key: str, result: dict, metrics: list[tuple], wall_s: float) -> None:

@@ -230,6 +230,10 @@ class Store:
             )
             _insert_metrics(db, run_id, key, metrics)
 
+    def part_wall_s(self, run_id: int, key: str) -> float:
+        return self._db.execute("SELECT wall_s FROM parts WHERE run_id=? AND key=?",
+                                (run_id, key)).fetchone()[0]
+
     def parts(self, run_id: int) -> list[dict]:
         rows = self._db.execute(
             "SELECT key, wall_s, finished_at FROM parts WHERE run_id=? ORDER BY rowid", (run_id,)
@@ -237,10 +241,13 @@ class Store:
         return [{"key": k, "wall_s": w, "finished_at": f} for k, w, f in rows]
 
     # -- reading -------------------------------------------------------------------------------
-    def runs(self, experiment: str | None = None) -> list[dict]:
-        """Every stored run (newest last), with its claims and figures."""
-        query = "SELECT * FROM runs" + (" WHERE experiment=?" if experiment else "") + " ORDER BY id"
-        cursor = self._db.execute(query, (experiment,) if experiment else ())
+    def runs(self, experiment: str | None = None, run_id: int | None = None) -> list[dict]:
+        """Stored runs (newest last), all or of one experiment or id, with claims and figures."""
+        filters = {"experiment": experiment, "id": run_id}
+        where = [f"{column}=?" for column, value in filters.items() if value is not None]
+        query = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+        cursor = self._db.execute(query + " ORDER BY id",
+                                  [value for value in filters.values() if value is not None])
         names = [column[0] for column in cursor.description]
         runs = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         for run in runs:
@@ -256,7 +263,7 @@ class Store:
         return runs
 
     def run(self, run_id: int) -> dict:
-        matches = [run for run in self.runs() if run["id"] == run_id]
+        matches = self.runs(run_id=run_id)
         if not matches:
             raise StoreError(f"no run {run_id} in {self.path}")
         return matches[0]

@@ -223,15 +223,19 @@ def steps_to_one_percent(config: ConditioningConfig, n: int, ctx: RunContext) ->
     train_p, train_f = p[:config.train_curves].float(), f[:config.train_curves].float()
     valid_f = f[config.train_curves:].float()[None]
     transform = whitening(train_f[None])
+    raw = windows(train_f).flatten(0, 1)
+
+    def curvature(w: torch.Tensor) -> float:
+        """λ_max of the mean-squared-error Hessian over the n outputs (2 of them padded)."""
+        return float(torch.linalg.eigvalsh((2 * w.T @ w / len(w) * (n - 2) / n).double())[-1])
+
     out = {"n": n}
     for name in ("Adam", "SGD", "whitened SGD"):
         whiten = transform if name == "whitened SGD" else None
-        w = windows(train_f).flatten(0, 1)
-        w = w if whiten is None else w @ whiten[0].T
-        curvature = float(torch.linalg.eigvalsh((2 * w.T @ w / len(w) * (n - 2) / n).double())[-1])
         taps = torch.zeros(1, 3, requires_grad=True)
         optimiser = (paper_adam([taps], lr=config.conv_lr, **TF_ADAM) if name == "Adam" else
-                     torch.optim.SGD([taps], lr=1 / curvature))
+                     torch.optim.SGD([taps], lr=1 / curvature(
+                         raw if whiten is None else raw @ whiten[0].T)))
         out[name] = math.inf
         for step in range(config.extension_steps + 1):
             if step % 50 == 0:
