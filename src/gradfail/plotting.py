@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -45,6 +46,13 @@ def band(ax, x, values, label: str, color=None) -> None:
     line = ax.plot(x, np.median(values, axis=0), label=label, color=color)[0]
     if values.shape[0] > 1:
         ax.fill_between(x, values.min(0), values.max(0), color=line.get_color(), alpha=0.2, lw=0)
+
+
+def log_ticks(ax, values) -> None:
+    """A log x axis labelled at exactly `values` (depths, sizes), with no minor labels."""
+    ax.set_xscale("log")
+    ax.set_xticks(values, [f"{v:g}" for v in values])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
 
 
 def save_figure(fig, path: Path) -> Path:

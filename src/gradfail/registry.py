@@ -16,6 +16,7 @@ EXPERIMENT_MODULES = (
     "gradfail.experiments.stocks",
     "gradfail.experiments.conditioning",
     "gradfail.experiments.flat_activation",
+    "gradfail.experiments.depth",
 )
 
 
