@@ -17,6 +17,7 @@ EXPERIMENT_MODULES = (
     "gradfail.experiments.conditioning",
     "gradfail.experiments.flat_activation",
     "gradfail.experiments.depth",
+    "gradfail.experiments.deep_linear",
 )
 
 
