@@ -18,6 +18,8 @@ EXPERIMENT_MODULES = (
     "gradfail.experiments.flat_activation",
     "gradfail.experiments.depth",
     "gradfail.experiments.deep_linear",
+    "gradfail.experiments.exploding_rnn",
+    "gradfail.experiments.saddles",
 )
 
 

@@ -1,0 +1,351 @@
+"""Saddles and local minima: the critical points of a small network, and how GD meets them.
+
+Dauphin et al. 2014, "Identifying and attacking the saddle point problem in high-dimensional
+non-convex optimization" (Figure 1: the higher a critical point's loss, the larger the fraction
+of negative Hessian eigenvalues, its index); Jin et al. 2017 (perturbed GD escapes saddles);
+Lee et al. 2016 (GD from a random start converges to minimisers, not saddles).
+
+A student tanh network learns a teacher of the same shape from a fixed Gaussian sample, so the
+global minimum is 0. Critical points of every index are found by Newton's method on ∇L = 0,
+started from points along GD trajectories; at each, the Hessian's eigenvalues give its index.
+Plain GD is then started at the saddles (it stays for long: only round-off pushes it away) and
+compared with perturbed GD; and GD's own end points are classified as minima or not.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from pydantic import Field, PositiveFloat, PositiveInt
+from scipy.stats import spearmanr
+
+from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
+from gradfail.plotting import band, new_figure
+
+
+class SaddlesConfig(Config):
+    """Sizes are ours (the paper used MNIST/CIFAR MLPs); small enough for exact Hessians."""
+
+    inputs: PositiveInt = Field(4, description="input dimension")
+    hidden: PositiveInt = Field(4, description="tanh units of teacher and student")
+    samples: PositiveInt = Field(100, description="fixed training sample x ~ N(0, I)")
+    starts: PositiveInt = Field(64, description="random initialisations")
+    gd_lr: PositiveFloat = Field(0.05)
+    gd_steps: PositiveInt = Field(20_000, description="GD steps of each trajectory")
+    snapshots: PositiveInt = Field(6, description="Newton starts per trajectory (log-spaced)")
+    newton_steps: PositiveInt = Field(100)
+    critical_gradient: PositiveFloat = Field(1e-8, description="‖∇L‖ below: a critical point")
+    minimum_gradient: PositiveFloat = Field(1e-4, description="‖∇L‖ below: GD has stopped")
+    escape_steps: PositiveInt = Field(5_000, description="steps of plain / perturbed GD")
+    escape_drop: float = Field(0.01, gt=0, lt=1, description="escaped: loss below (1 − this)"
+                               " × the saddle's (saddles lie at losses from 1e-3 to 1)")
+    perturbation: PositiveFloat = Field(1e-2, description="radius r of Jin et al.'s noise ball")
+
+
+# --------------------------------------------------------------------------------------------
+# The problem: a flat parameter vector θ = (W1, b1, w2, b2) and its loss on a fixed sample.
+
+
+def unpack(theta: torch.Tensor, config: SaddlesConfig) -> tuple[torch.Tensor, ...]:
+    """θ (..., P) → W1 (..., d, h), b1 (..., 1, h), w2 (..., h, 1), b2 (..., 1, 1)."""
+    d, h, lead = config.inputs, config.hidden, theta.shape[:-1]
+    return (theta[..., : d * h].reshape(*lead, d, h),
+            theta[..., d * h: d * h + h].reshape(*lead, 1, h),
+            theta[..., d * h + h: d * h + 2 * h].reshape(*lead, h, 1),
+            theta[..., -1:].reshape(*lead, 1, 1))
+
+
+def n_params(config: SaddlesConfig) -> int:
+    return config.inputs * config.hidden + 2 * config.hidden + 1
+
+
+def network(theta: torch.Tensor, x: torch.Tensor, config: SaddlesConfig) -> torch.Tensor:
+    """f(x) = tanh(x·W1 + b1)·w2 + b2 for one θ (P,) or a batch of them (M, P): (..., n)."""
+    w1, b1, w2, b2 = unpack(theta, config)
+    return (torch.tanh(x @ w1 + b1) @ w2 + b2).squeeze(-1)
+
+
+def random_parameters(count: int, config: SaddlesConfig, generator: torch.Generator
+                      ) -> torch.Tensor:
+    """θ with N(0, 1/fan_in) weights and biases (float64: the Hessians need it)."""
+    d, h = config.inputs, config.hidden
+    scale = torch.cat([torch.full((d * h + h,), d**-0.5), torch.full((h + 1,), h**-0.5)])
+    return torch.randn(count, n_params(config), generator=generator,
+                       dtype=torch.float64, device=generator.device) * scale.to(generator.device)
+
+
+def problem(config: SaddlesConfig, ctx: RunContext) -> dict:
+    generator = ctx.generator("teacher")
+    teacher = random_parameters(1, config, generator)[0] * 2  # a teacher with used units
+    x = torch.randn(config.samples, config.inputs, generator=generator, dtype=torch.float64,
+                    device=ctx.device)
+    y = network(teacher, x, config)
+
+    def losses(theta):  # ½·mean squared error, per row of θ (or for one θ)
+        return 0.5 * (network(theta, x, config) - y).square().mean(-1)
+
+    def gradient(theta, keep_graph=False):  # rows are independent: the gradient of the sum
+        with torch.enable_grad():                # is each row's own
+            theta = theta.detach().requires_grad_(True)
+            return theta, torch.autograd.grad(losses(theta).sum(), theta,
+                                              create_graph=keep_graph)[0]
+
+    def hessian(theta):  # (M, P, P): one batched backward pass of ∇L along every unit vector
+        theta, g = gradient(theta, keep_graph=True)
+        units = torch.eye(theta.shape[1], dtype=theta.dtype, device=theta.device)
+        rows = torch.autograd.grad(g, theta, units[:, None].expand(-1, *theta.shape),
+                                   is_grads_batched=True)[0]
+        return rows.transpose(0, 1).detach()
+    return {"losses": losses, "gradient": lambda theta: gradient(theta)[1], "hessian": hessian}
+
+
+def gradient_descent(task: dict, theta: torch.Tensor, lr: float, steps: int, every: int = 0,
+                     advance=None) -> dict:
+    """Plain GD on every row of θ; every `every` steps, the loss and ‖∇L‖ of each row."""
+    trace = {"step": [], "loss": [], "gradient_norm": [], "path": []}
+    for step in range(steps + 1):
+        g = task["gradient"](theta)
+        if every and step % every == 0:
+            trace["step"].append(step)
+            trace["loss"].append(task["losses"](theta))
+            trace["gradient_norm"].append(g.norm(dim=1))
+            trace["path"].append(theta)
+        if step < steps:
+            theta = theta - lr * g
+            if advance:
+                advance(1)
+    return {"theta": theta, **{k: torch.stack(v, 1) if k != "step" else v
+                               for k, v in trace.items() if v}}
+
+
+def spectrum(task: dict, theta: torch.Tensor) -> dict:
+    """Per row: loss, ‖∇L‖, Hessian eigenvalues, and the index (fraction negative, counting
+    eigenvalues below −1e-6 × the largest |λ| so round-off on flat directions is not)."""
+    eigenvalues = torch.linalg.eigvalsh(task["hessian"](theta))
+    tolerance = 1e-6 * eigenvalues.abs().amax(1, keepdim=True)
+    return {"loss": task["losses"](theta), "gradient_norm": task["gradient"](theta).norm(dim=1),
+            "eigenvalues": eigenvalues,
+            "index": (eigenvalues < -tolerance).double().mean(1)}
+
+
+# --------------------------------------------------------------------------------------------
+# Critical points of every index: Newton's method on ∇L = 0 from points along GD trajectories.
+
+
+def newton_to_critical(task: dict, theta: torch.Tensor, steps: int) -> torch.Tensor:
+    """Levenberg–Marquardt on ½‖∇L‖², batched over rows: θ ← θ − (H² + μI)⁻¹Hg, a step kept
+    only where it lowers ‖∇L‖, μ shrunk after a kept step and grown after a refused one.
+    Newton's method is attracted by saddles as much as by minima (Dauphin et al. §5)."""
+    g = task["gradient"](theta)
+    damping = torch.full((len(theta), 1), 1e-2, dtype=theta.dtype, device=theta.device)
+    for _ in range(steps):
+        values, vectors = torch.linalg.eigh(task["hessian"](theta))
+        along = (vectors.transpose(1, 2) @ g[..., None]).squeeze(-1)
+        trial = theta - (vectors @ (values / (values**2 + damping) * along)[..., None]
+                         ).squeeze(-1)
+        trial_g = task["gradient"](trial)
+        better = (trial_g.norm(dim=1) < g.norm(dim=1))[:, None]
+        theta, g = torch.where(better, trial, theta), torch.where(better, trial_g, g)
+        damping = torch.where(better, damping / 3, damping * 10).clamp(1e-20, 1e10)
+    return theta
+
+
+def critical_points(config: SaddlesConfig, task: dict, ctx: RunContext) -> dict:
+    starts = random_parameters(config.starts, config, ctx.generator("starts"))
+    every = max(config.gd_steps // 200, 1)
+    with ctx.track("saddles: GD trajectories", config.gd_steps) as advance:
+        run = gradient_descent(task, starts, config.gd_lr, config.gd_steps, every, advance)
+    picks = np.unique(np.geomspace(1, len(run["step"]), config.snapshots).astype(int) - 1)
+    snapshots = run["path"][:, picks].reshape(-1, starts.shape[1])
+    points = newton_to_critical(task, snapshots, config.newton_steps)
+    found = {"theta": points, **spectrum(task, points)}
+    critical = found["gradient_norm"] < config.critical_gradient
+    return {"trace_steps": run["step"], "trace_loss": run["loss"][:8],
+            "trace_gradient_norm": run["gradient_norm"][:8],
+            "gd_end": {k: v for k, v in spectrum(task, run["theta"]).items()
+                       if k != "eigenvalues"},
+            "newton_starts": len(snapshots),
+            "critical": {k: v[critical] for k, v in found.items()}}
+
+
+# --------------------------------------------------------------------------------------------
+# Leaving a saddle: plain GD against perturbed GD (Jin et al. 2017, Algorithm 2).
+
+
+def escape(config: SaddlesConfig, task: dict, saddles: torch.Tensor, ctx: RunContext) -> dict:
+    """Steps until the loss is a fraction `escape_drop` below the saddle's, for both rules,
+    from the saddle itself. Perturbed GD adds a uniform draw from the ball of radius r whenever
+    ‖∇L‖ < minimum_gradient and no perturbation happened in the last 100 steps."""
+    generator = ctx.generator("perturbations")
+    start_loss = task["losses"](saddles)
+    out = {}
+    for rule in ("plain", "perturbed"):
+        theta = saddles.clone()
+        escaped = torch.full((len(saddles),), math.nan, dtype=torch.float64)
+        last_kick = torch.full((len(saddles),), -math.inf, dtype=torch.float64)
+        losses = []
+        with ctx.track(f"saddles: {rule} GD from saddles", config.escape_steps) as advance:
+            for step in range(config.escape_steps):
+                g = task["gradient"](theta)
+                loss = task["losses"](theta)
+                losses.append(loss)
+                escaped = torch.where(escaped.isnan()
+                                      & (loss < (1 - config.escape_drop) * start_loss),
+                                      step, escaped)
+                if rule == "perturbed":
+                    kick = (g.norm(dim=1) < config.minimum_gradient) & (step - last_kick > 100)
+                    last_kick = torch.where(kick, step, last_kick)
+                    theta = theta + kick[:, None] * ball(theta.shape, config.perturbation,
+                                                         generator)
+                theta = theta - config.gd_lr * g
+                advance(1)
+        out[rule] = {"steps_to_escape": escaped, "loss": torch.stack(losses, 1)[:, ::10]}
+    return out
+
+
+def ball(shape: tuple[int, int], radius: float, generator: torch.Generator) -> torch.Tensor:
+    """Uniform draws from the d-ball of the given radius, one per row."""
+    direction = torch.randn(shape, generator=generator, dtype=torch.float64,
+                            device=generator.device)
+    direction /= direction.norm(dim=1, keepdim=True)
+    fraction = torch.rand(shape[0], 1, generator=generator, dtype=torch.float64,
+                          device=generator.device) ** (1 / shape[1])
+    return radius * fraction * direction
+
+
+def run(config: SaddlesConfig, ctx: RunContext) -> dict:
+    task = problem(config, ctx)
+    found = ctx.part("critical points", lambda: critical_points(config, task, ctx))
+    critical = found["critical"]
+    saddles = torch.tensor(critical["theta"], dtype=torch.float64, device=ctx.device)[
+        torch.tensor(critical["index"]) > 0]
+    return {**found, "escape": ctx.part("escape from saddles",
+                                        lambda: escape(config, task, saddles, ctx))}
+
+
+# --------------------------------------------------------------------------------------------
+# Claims and figures.
+
+
+def check_index_rises_with_loss(config: SaddlesConfig, result: dict) -> Check:
+    critical = result["critical"]
+    loss, index = np.asarray(critical["loss"]), np.asarray(critical["index"])
+    if len(loss) < 10:
+        return Check.not_checked(None, f"only {len(loss)} critical points found (10 needed)")
+    rho, p = spearmanr(loss, index)
+    return Check.judge(bool(rho > 0 and p < 0.01), float(rho),
+                       f"Spearman ρ(loss, index) = {rho:.3f} (p = {p:.2g}) over {len(loss)} "
+                       f"critical points of {result['newton_starts']} Newton runs; indices "
+                       f"{index.min():.2f}–{index.max():.2f}")
+
+
+def censored_steps(config: SaddlesConfig, steps) -> np.ndarray:
+    steps = np.asarray(steps, dtype=float)
+    return np.where(np.isnan(steps), config.escape_steps, steps)
+
+
+def check_perturbed_escapes(config: SaddlesConfig, result: dict) -> Check:
+    plain = np.asarray(result["escape"]["plain"]["steps_to_escape"], dtype=float)
+    perturbed = np.asarray(result["escape"]["perturbed"]["steps_to_escape"], dtype=float)
+    if len(plain) == 0:
+        return Check.not_checked(None, "no saddle (index > 0) among the critical points")
+    escaped = [float(np.mean(~np.isnan(found))) for found in (plain, perturbed)]
+    medians = [float(np.median(censored_steps(config, found))) for found in (plain, perturbed)]
+    holds = escaped[1] >= escaped[0] and medians[1] < medians[0]
+    critical = result["critical"]
+    curvature = np.asarray(critical["eigenvalues"])[np.asarray(critical["index"]) > 0, 0]
+    left = ~np.isnan(perturbed)
+    stayed = (f"; median λ_min of the saddles perturbed GD left {np.median(curvature[left]):.2g}"
+              f", of those it did not {np.median(curvature[~left]):.2g}"
+              if left.any() and not left.all() else "")
+    return Check.judge(holds, medians[0] / max(medians[1], 1),
+                       f"{len(plain)} saddles; escaped within {config.escape_steps:,} steps: "
+                       f"plain {escaped[0]:.0%}, perturbed {escaped[1]:.0%}; median steps "
+                       f"(budget if never) plain {medians[0]:,.0f}, perturbed {medians[1]:,.0f}"
+                       + stayed)
+
+
+def check_gd_finds_minima(config: SaddlesConfig, result: dict) -> Check:
+    end = result["gd_end"]
+    stopped = np.asarray(end["gradient_norm"]) < config.minimum_gradient
+    index, loss = np.asarray(end["index"]), np.asarray(end["loss"])
+    detail = (f"{stopped.sum()} of {len(stopped)} GD runs stopped (‖∇L‖ < "
+              f"{config.minimum_gradient:g}) within {config.gd_steps:,} steps, "
+              f"{np.sum(index[stopped] == 0)} of them at index 0; of all end points "
+              f"{np.mean(index == 0):.0%} have index 0 and {np.mean(loss < 1e-6):.0%} loss < 1e-6")
+    if stopped.mean() < 0.5:  # the theorem is about where GD converges: most runs must have
+        return Check.not_checked(None, detail + "; most runs have not converged")
+    minima = float(np.mean(index[stopped] == 0))
+    return Check.judge(minima >= 0.9, minima, detail)
+
+
+CLAIMS = (
+    Claim("higher loss, higher index", "critical points with higher error have a larger "
+          "fraction of negative Hessian eigenvalues (Dauphin et al. 2014, Figure 1)",
+          "Spearman ρ(loss, index) > 0 with p < 0.01 over the critical points found",
+          check_index_rises_with_loss),
+    Claim("perturbed GD escapes saddles", "GD with occasional small random perturbations "
+          "escapes saddle points efficiently (Jin et al. 2017, Theorem 3)",
+          "from the found saddles: perturbed GD escapes at least as often and in fewer median "
+          "steps than plain GD", check_perturbed_escapes),
+    Claim("GD's end points are minima", "GD from a random start converges to a minimiser, "
+          "not a saddle, almost surely (Lee et al. 2016)",
+          "≥ 90% of GD runs that stop (‖∇L‖ < 1e-4) stop at index 0", check_gd_finds_minima),
+)
+
+
+def figures(config: SaddlesConfig, result: dict) -> dict:
+    critical, end = result["critical"], result["gd_end"]
+    fig1, ax = new_figure()
+    ax.scatter(critical["loss"], critical["index"], s=14, alpha=0.6,
+               label="critical points (Newton)")
+    stopped = np.asarray(end["gradient_norm"]) < config.minimum_gradient
+    ax.scatter(np.asarray(end["loss"])[stopped], np.asarray(end["index"])[stopped], s=30,
+               marker="x", color="tab:red", label="GD end points")
+    ax.set(xscale="symlog", xlabel="loss", ylabel="index (fraction of λ < 0)",
+           title="Index against loss (Dauphin et al. 2014, Figure 1)")
+    ax.set_xscale("symlog", linthresh=1e-6)
+    ax.legend(fontsize=8)
+
+    fig2, (ax_loss, ax_grad) = new_figure(ncols=2)
+    for loss, norm in zip(result["trace_loss"], result["trace_gradient_norm"], strict=True):
+        ax_loss.plot(result["trace_steps"], loss, lw=1)
+        ax_grad.plot(result["trace_steps"], norm, lw=1)
+    ax_loss.set(yscale="log", xlabel="GD step", ylabel="loss",
+                title="GD trajectories: plateaus are saddles")
+    ax_grad.set(yscale="log", xlabel="GD step", ylabel="‖∇L‖",
+                title="…where the gradient dips and GD crawls")
+
+    fig3, ax = new_figure()
+    for rule in ("plain", "perturbed"):
+        losses = np.asarray(result["escape"][rule]["loss"], dtype=float)
+        if len(losses):
+            drop = 1 - losses / losses[:, :1]
+            band(ax, np.arange(drop.shape[1]) * 10, np.maximum(drop, 1e-16), f"{rule} GD")
+    ax.axhline(config.escape_drop, color="black", ls=":", lw=1)
+    ax.set(yscale="log", xlabel="GD step from the saddle", ylabel="1 − loss / saddle loss",
+           title="Leaving a saddle: plain vs perturbed GD (band = saddles)")
+    ax.legend()
+    return {"index_vs_loss": fig1, "trajectories": fig2, "escape": fig3}
+
+
+EXPERIMENT = Experiment(
+    name="saddles",
+    section="Dauphin et al. 2014; Jin et al. 2017",
+    title="Saddles and local minima: index against loss, and escaping saddles",
+    version=1,
+    config_class=SaddlesConfig,
+    scales={
+        "quick": {"starts": 24, "gd_steps": 4_000, "snapshots": 4, "newton_steps": 60,
+                  "escape_steps": 2_000},
+        "default": {},
+        "paper": {"starts": 256, "gd_steps": 50_000, "snapshots": 10},
+    },
+    seeds={"quick": 1, "default": 1, "paper": 1},
+    run=run,
+    figures=figures,
+    claims=CLAIMS,
+    summary=__doc__.split("\n\n")[1],
+)
