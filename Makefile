@@ -35,6 +35,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/parity_throughput.py
 	$(PY) bench/end_to_end_throughput.py
+	$(PY) bench/issue7_batching.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

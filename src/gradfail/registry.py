@@ -20,6 +20,7 @@ EXPERIMENT_MODULES = (
     "gradfail.experiments.deep_linear",
     "gradfail.experiments.exploding_rnn",
     "gradfail.experiments.saddles",
+    "gradfail.experiments.optimizers",
 )
 
 
