@@ -21,6 +21,7 @@ EXPERIMENT_MODULES = (
     "gradfail.experiments.exploding_rnn",
     "gradfail.experiments.saddles",
     "gradfail.experiments.optimizers",
+    "gradfail.experiments.fitting",
 )
 
 
