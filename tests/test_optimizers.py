@@ -73,3 +73,12 @@ def test_bad_input_is_a_one_line_error(changes, message):
     with pytest.raises(ConfigError, match=message) as raised:
         EXPERIMENT.config("quick", changes)
     assert "\n" not in str(raised.value)
+
+
+def test_the_fastest_optimiser_breaks_ties_by_final_error():
+    found = {"sgd": {"steps_to_threshold": 50, "best_final": 0.2},
+             "adam": {"steps_to_threshold": 50, "best_final": 0.1},
+             "rmsprop": {"steps_to_threshold": 100, "best_final": 0.0}}
+    assert optimizers.fastest(found) == "adam"
+    never = {"sgd": {"steps_to_threshold": float("inf"), "best_final": 0.5}}
+    assert optimizers.fastest(never) is None

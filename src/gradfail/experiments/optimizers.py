@@ -385,12 +385,17 @@ def check_wilson(config: OptimizersConfig, result: dict) -> Check:
     return Check.judge(holds, None, "; ".join(parts))
 
 
+def fastest(by_optimizer: dict[str, dict]) -> str | None:
+    """The optimiser with the fewest steps to the threshold, ties (steps are measured every
+    eval_every) broken by the best final error; None when none reaches it."""
+    name = min(by_optimizer, key=lambda o: (by_optimizer[o]["steps_to_threshold"],
+                                            by_optimizer[o]["best_final"]))
+    return name if math.isfinite(by_optimizer[name]["steps_to_threshold"]) else None
+
+
 def check_no_winner(config: OptimizersConfig, result: dict) -> Check:
-    winners = {}
-    for problem, by_optimizer in summaries(config, result).items():
-        steps = {name: found["steps_to_threshold"] for name, found in by_optimizer.items()}
-        if math.isfinite(min(steps.values())):
-            winners[problem] = min(steps, key=steps.get)
+    winners = {problem: winner for problem, by_optimizer in summaries(config, result).items()
+               if (winner := fastest(by_optimizer)) is not None}
     if len(winners) < 2:
         return Check.not_checked(None, "fewer than two problems had a threshold reached")
     detail = "fastest to threshold: " + ", ".join(f"{p}: {w}" for p, w in winners.items())
@@ -482,8 +487,9 @@ def figures(config: OptimizersConfig, result: dict) -> dict:
     fig1.suptitle("Final error against learning rate (median over seeds; dotted: threshold)")
     fig2.suptitle("Learning curves at each optimiser's best learning rate (median over seeds)")
 
-    figs = {"lr_sensitivity": fig1, "learning_curves": fig2}
     found = summaries(config, result)
+    figs = {"summary_table": summary_table(config, found), "lr_sensitivity": fig1,
+            "learning_curves": fig2}
     kappas = [k for k in config.condition_numbers if f"quadratic κ={k:g}" in found]
     if len(kappas) > 1:
         fig3, ax = new_figure()
@@ -513,11 +519,39 @@ def figures(config: OptimizersConfig, result: dict) -> dict:
     return figs
 
 
+def summary_table(config: OptimizersConfig, found: dict[str, dict[str, dict]]):
+    """DeepOBS's table as a figure: per problem and optimiser, the best final error (its lr),
+    the steps to the threshold and how many grid lrs reach it; the best per problem in bold."""
+    rows = list(found)
+    fig, ax = new_figure(width=2.2 + 1.9 * len(config.optimizers), height=0.5 + 0.42 * len(rows))
+    ax.axis("off")
+    cells = []
+    for problem in rows:
+        by = found[problem]
+        cells.append([f"{by[o]['best_final']:.2g} @ {by[o]['best_lr']:g}\n"
+                      + (f"{by[o]['steps_to_threshold']:,.0f} steps"
+                         if math.isfinite(by[o]["steps_to_threshold"]) else "never")
+                      + f", {by[o]['lrs_reaching']}/{len(config.lrs)} lrs"
+                      for o in config.optimizers])
+    table = ax.table(cellText=cells, rowLabels=rows, colLabels=config.optimizers,
+                     loc="center", cellLoc="center")
+    table.auto_set_font_size(False)
+    table.set_fontsize(7)
+    table.scale(1, 2.2)
+    for i, problem in enumerate(rows, start=1):
+        winner = fastest(found[problem])
+        if winner is not None:
+            table[i, config.optimizers.index(winner)].get_text().set_fontweight("bold")
+    ax.set_title("Best final error @ its lr; steps to the threshold; grid lrs reaching it "
+                 "(bold: fastest, ties by final error)", fontsize=9, pad=24)
+    return fig
+
+
 EXPERIMENT = Experiment(
     name="optimizers",
     section="DeepOBS; Wilson et al. 2017",
     title="Optimiser choice: best error, speed and learning-rate sensitivity",
-    version=1,
+    version=3,
     config_class=OptimizersConfig,
     scales={
         "quick": {"optimizers": ["sgd", "momentum", "adam"], "lrs": [1e-3, 1e-2, 1e-1, 1.0],
