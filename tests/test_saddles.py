@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch.func import hessian, vmap
 
 from gradfail import registry
 from gradfail.errors import ConfigError
@@ -19,10 +18,17 @@ def task(cpu_context):
     return saddles.problem(EXPERIMENT.config("quick"), cpu_context)
 
 
-def test_the_batched_hessian_equals_torch_funcs(task, cpu_context):
-    theta = saddles.random_parameters(5, EXPERIMENT.config("quick"),
+def test_the_hessian_is_the_derivative_of_the_batched_gradient(task, cpu_context):
+    theta = saddles.random_parameters(3, EXPERIMENT.config("quick"),
                                       cpu_context.generator("t"))
-    torch.testing.assert_close(task["hessian"](theta), vmap(hessian(task["losses"]))(theta))
+    step = 1e-6
+    direction = torch.zeros_like(theta)
+    direction[:, 5] = step
+    finite = (task["gradient"](theta + direction) - task["gradient"](theta - direction)) / (
+        2 * step)
+    hessians = task["hessian"](theta)
+    torch.testing.assert_close(hessians[:, :, 5], finite, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(hessians, hessians.transpose(1, 2))
 
 
 def test_newton_finds_a_saddle_that_gd_would_leave(task, cpu_context):

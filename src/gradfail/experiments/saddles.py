@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from pydantic import Field, PositiveFloat, PositiveInt
 from scipy.stats import spearmanr
+from torch.func import hessian, vmap
 
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
 from gradfail.plotting import band, new_figure
@@ -86,19 +87,12 @@ def problem(config: SaddlesConfig, ctx: RunContext) -> dict:
     def losses(theta):  # ½·mean squared error, per row of θ (or for one θ)
         return 0.5 * (network(theta, x, config) - y).square().mean(-1)
 
-    def gradient(theta, keep_graph=False):  # rows are independent: the gradient of the sum
-        with torch.enable_grad():                # is each row's own
+    def gradient(theta):  # rows are independent: the gradient of the sum is each row's own
+        with torch.enable_grad():
             theta = theta.detach().requires_grad_(True)
-            return theta, torch.autograd.grad(losses(theta).sum(), theta,
-                                              create_graph=keep_graph)[0]
+            return torch.autograd.grad(losses(theta).sum(), theta)[0]
 
-    def hessian(theta):  # (M, P, P): one batched backward pass of ∇L along every unit vector
-        theta, g = gradient(theta, keep_graph=True)
-        units = torch.eye(theta.shape[1], dtype=theta.dtype, device=theta.device)
-        rows = torch.autograd.grad(g, theta, units[:, None].expand(-1, *theta.shape),
-                                   is_grads_batched=True)[0]
-        return rows.transpose(0, 1).detach()
-    return {"losses": losses, "gradient": lambda theta: gradient(theta)[1], "hessian": hessian}
+    return {"losses": losses, "gradient": gradient, "hessian": vmap(hessian(losses))}
 
 
 def gradient_descent(task: dict, theta: torch.Tensor, lr: float, steps: int, every: int = 0,
@@ -335,7 +329,7 @@ EXPERIMENT = Experiment(
     name="saddles",
     section="Dauphin et al. 2014; Jin et al. 2017",
     title="Saddles and local minima: index against loss, and escaping saddles",
-    version=1,
+    version=2,
     config_class=SaddlesConfig,
     scales={
         "quick": {"starts": 24, "gd_steps": 4_000, "snapshots": 4, "newton_steps": 60,
