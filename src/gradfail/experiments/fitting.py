@@ -322,7 +322,7 @@ def figures(config: FittingConfig, result: dict) -> dict:
     ax.set_xticks(positions, labels, rotation=25, ha="right")
     ax.set(ylim=(max(0, min(means) - 0.1), 1.01), ylabel="accuracy",
            title=f"Remedies at n = {config.remedy_n} (95% CI over seeds)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower left")
 
     found = result["double_descent"]
     fig3, ax = new_figure()
