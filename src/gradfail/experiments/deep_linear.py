@@ -23,7 +23,7 @@ import torch
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 from scipy.integrate import solve_ivp
 
-from gradfail.deep_nets import INITS, initial_weights, require_known
+from gradfail.deep_nets import INITS, initial_weights, known_name
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
 from gradfail.plotting import log_ticks, new_figure
 
@@ -35,7 +35,8 @@ class DeepLinearConfig(Config):
     largest_mode: PositiveFloat = Field(3.0, description="s_1, the teacher's top singular value")
     smallest_mode: PositiveFloat = Field(0.3, description="s_n, its smallest")
     depths: list[PositiveInt] = Field([1, 2, 4, 8, 16, 32], min_length=2)
-    inits: list[str] = Field(["small", "lecun", "orthogonal"], min_length=1)
+    inits: list[known_name("init", INITS)] = Field(["small", "lecun", "orthogonal"],
+                                                   min_length=1)
     scaled_lrs: list[PositiveFloat] = Field(
         [0.005, 0.01, 0.02, 0.05, 0.1, 0.2], min_length=1,
         description="the grid of lr × depth; each depth and init keeps its best")
@@ -47,13 +48,6 @@ class DeepLinearConfig(Config):
     mode_start: float = Field(0.01, gt=0, lt=1, description="u_α(0) of every mode")
     mode_scaled_lr: PositiveFloat = Field(0.02, description="lr × depth of those runs")
     mode_steps: PositiveInt = Field(3_000)
-
-    @field_validator("inits")
-    @classmethod
-    def _inits(cls, names: list[str]) -> list[str]:
-        for name in names:
-            require_known("init", name, INITS)
-        return names
 
     @field_validator("smallest_mode")
     @classmethod

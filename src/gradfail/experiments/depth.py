@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 from gradfail.data.digits import digits
-from gradfail.deep_nets import ACTIVATIONS, INITS, DeepMLP, expand_models, require_known
+from gradfail.deep_nets import ACTIVATIONS, INITS, DeepMLP, expand_models, known_name
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
 from gradfail.plotting import band, log_ticks, new_figure, new_grid
 
+ActivationName = known_name("activation", ACTIVATIONS)
+InitName = known_name("init", INITS)
 ARCHITECTURES = {"plain": (False, False), "batch norm": (True, False),
                  "residual": (False, True), "residual + batch norm": (True, True)}
 
@@ -31,27 +33,9 @@ class Net(BaseModel):
     """One trained network family: activation, init, and the remedies it uses."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    activation: str
-    init: str
-    architecture: str = "plain"
-
-    @field_validator("activation")
-    @classmethod
-    def _activation(cls, name: str) -> str:
-        require_known("activation", name, ACTIVATIONS)
-        return name
-
-    @field_validator("init")
-    @classmethod
-    def _init(cls, name: str) -> str:
-        require_known("init", name, INITS)
-        return name
-
-    @field_validator("architecture")
-    @classmethod
-    def _architecture(cls, name: str) -> str:
-        require_known("architecture", name, ARCHITECTURES)
-        return name
+    activation: ActivationName
+    init: InitName
+    architecture: known_name("architecture", ARCHITECTURES) = "plain"
 
     @property
     def label(self) -> str:
@@ -71,8 +55,8 @@ class DepthConfig(Config):
     width: PositiveInt = Field(128, description="hidden units per layer")
     init_depths: list[PositiveInt] = Field([2, 4, 8, 16, 32, 64], min_length=2,
                                            description="depths (weight layers) at init")
-    activations: list[str] = Field(["sigmoid", "tanh", "relu"], min_length=1)
-    inits: list[str] = Field(list(INITS), min_length=1)
+    activations: list[ActivationName] = Field(["sigmoid", "tanh", "relu"], min_length=1)
+    inits: list[InitName] = Field(list(INITS), min_length=1)
     init_batch: PositiveInt = Field(256, description="digits examples in the gradient at init")
     train_depths: list[PositiveInt] = Field([2, 4, 8, 16, 32, 64], min_length=1)
     nets: list[Net] = Field(TRAINED, min_length=1, description="the trained families")
@@ -81,20 +65,6 @@ class DepthConfig(Config):
     lr: PositiveFloat = Field(0.01, description="SGD learning rate, momentum 0.9")
     target_accuracy: float = Field(0.9, gt=0, le=1, description="training accuracy to reach")
     eval_every: PositiveInt = Field(25, description="steps between training-set accuracies")
-
-    @field_validator("activations")
-    @classmethod
-    def _activations(cls, names: list[str]) -> list[str]:
-        for name in names:
-            require_known("activation", name, ACTIVATIONS)
-        return names
-
-    @field_validator("inits")
-    @classmethod
-    def _inits(cls, names: list[str]) -> list[str]:
-        for name in names:
-            require_known("init", name, INITS)
-        return names
 
 
 # --------------------------------------------------------------------------------------------
