@@ -25,7 +25,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 from scipy import stats
 
 from gradfail.data.digits import digits
-from gradfail.deep_nets import expand_models
+from gradfail.deep_nets import expand_models, mlp_forward, mlp_parameters
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
 from gradfail.plotting import band, log_ticks, new_figure
 
@@ -105,12 +105,8 @@ def train(config: FittingConfig, n: int, width: int, remedies: tuple[str, ...],
     train_index, valid_index = chosen[:, held:], chosen[:, :held]
     train_x, train_y = data["train_x"][train_index], data["train_y"][train_index]
     generator = ctx.generator("init", key, n, width)
-    sizes = [64, width, width, 10]
-    params = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False):
-        params += [(torch.randn(ctx.n_seeds, n_in, n_out, generator=generator,
-                                device=ctx.device) * math.sqrt(2 / n_in)).requires_grad_(True),
-                   torch.zeros(ctx.n_seeds, 1, n_out, device=ctx.device, requires_grad=True)]
+    params = [p.requires_grad_(True) for p in mlp_parameters(
+        ctx.n_seeds, [64, width, width, 10], generator, ctx.device)]
     optimiser = torch.optim.SGD(params, lr=config.lr, momentum=0.9,
                                 weight_decay=config.weight_decay if "L2" in remedies else 0.0)
     schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.steps)
@@ -118,15 +114,13 @@ def train(config: FittingConfig, n: int, width: int, remedies: tuple[str, ...],
     noise = ctx.generator("noise", key, n, width)
     drop = config.dropout if "dropout" in remedies else 0.0
 
+    def dropped(h):  # ReLU, then inverted dropout drawn from our seeded generator
+        h = torch.relu(h)
+        keep = torch.rand(h.shape, generator=noise, device=h.device) >= drop
+        return h * keep / (1 - drop)
+
     def forward(x, training):
-        for layer in range(0, len(params), 2):
-            x = torch.baddbmm(params[layer + 1], x, params[layer])
-            if layer + 2 < len(params):
-                x = torch.relu(x)
-                if training and drop:  # inverted dropout, drawn from our seeded generator
-                    keep = torch.rand(x.shape, generator=noise, device=x.device) >= drop
-                    x = x * keep / (1 - drop)
-        return x
+        return mlp_forward(params, x, dropped if training and drop else torch.relu)
 
     def accuracy(x, y):
         with torch.no_grad():

@@ -28,7 +28,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 from gradfail.data.curves import curves_of, kink_vectors
 from gradfail.data.digits import digits
 from gradfail.data.parity import parity_labels, random_signs, random_subsets
-from gradfail.deep_nets import expand_models
+from gradfail.deep_nets import expand_models, mlp_forward, mlp_parameters
 from gradfail.errors import ConfigError
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
 from gradfail.experiments.conditioning import convolve, relative_errors
@@ -141,30 +141,18 @@ def classifier(name: str, sizes: list[int], threshold: float, config: Optimizers
     generator = ctx.generator("init", name)
 
     def init(models):
-        params = []
-        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False):
-            params += [torch.randn(models, n_in, n_out, generator=generator,
-                                   device=ctx.device) * math.sqrt(2 / n_in),
-                       torch.zeros(models, 1, n_out, device=ctx.device)]
-        return params
-
-    def forward(params, x):
-        for layer in range(0, len(params), 2):
-            x = torch.baddbmm(params[layer + 1], x, params[layer])
-            if layer + 2 < len(params):
-                x = torch.relu(x)
-        return x
+        return mlp_parameters(models, sizes, generator, ctx.device)
 
     def loss(params, batches):
         models = params[0].shape[0]
         pick = torch.randint(len(data["train_y"]), (models, config.batch_size),
                              generator=batches, device=ctx.device)
-        logits = forward(params, data["train_x"][pick])
+        logits = mlp_forward(params, data["train_x"][pick])
         return torch.nn.functional.cross_entropy(logits.transpose(1, 2), data["train_y"][pick],
                                                  reduction="none").mean(1)
 
     def error(params):
-        logits = forward(params, expand_models(data["test_x"], params[0].shape[0]))
+        logits = mlp_forward(params, expand_models(data["test_x"], params[0].shape[0]))
         return (logits.argmax(-1) != data["test_y"]).float().mean(1)
     return Problem(name, threshold, "test error", init, loss, error)
 
@@ -175,7 +163,10 @@ def parity(config: OptimizersConfig, ctx: RunContext) -> Problem:
     subset = random_subsets(1, d, ctx.generator("parity subset"))
     test_x = random_signs((1, 4_096, d), ctx.generator("parity test"))
     test_y = parity_labels(test_x, subset)
-    net = ParityNet(d, hidden, ctx)
+    generator = ctx.generator("parity init")
+
+    def net(params, x):
+        return mlp_forward(params, x).squeeze(-1)
 
     def loss(params, batches):
         x = random_signs((params[0].shape[0], config.batch_size, d), batches)
@@ -184,26 +175,9 @@ def parity(config: OptimizersConfig, ctx: RunContext) -> Problem:
     def error(params):
         return (net(params, test_x.expand(params[0].shape[0], -1, -1)) * test_y <= 0
                 ).float().mean(1)
-    return Problem(f"parity d={d}", 0.05, "test error", net.init, loss, error)
-
-
-class ParityNet:
-    """x ↦ relu(xW1 + b1)·w2 + b2 with N(0, 1/fan_in) weights (the parity experiment's net)."""
-
-    def __init__(self, d: int, hidden: int, ctx: RunContext):
-        self.d, self.hidden, self.ctx = d, hidden, ctx
-        self.generator = ctx.generator("parity init")
-
-    def init(self, models: int) -> list[torch.Tensor]:
-        device, g = self.ctx.device, self.generator
-        return [torch.randn(models, self.d, self.hidden, generator=g, device=device)
-                / math.sqrt(self.d), torch.zeros(models, 1, self.hidden, device=device),
-                torch.randn(models, self.hidden, 1, generator=g, device=device)
-                / math.sqrt(self.hidden), torch.zeros(models, 1, 1, device=device)]
-
-    def __call__(self, params, x):
-        w1, b1, w2, b2 = params
-        return torch.baddbmm(b2, torch.relu(torch.baddbmm(b1, x, w1)), w2).squeeze(-1)
+    return Problem(f"parity d={d}", 0.05, "test error",
+                   lambda models: mlp_parameters(models, [d, hidden, 1], generator, ctx.device,
+                                                 gain=1.0), loss, error)
 
 
 def convolution(config: OptimizersConfig, ctx: RunContext) -> Problem:
@@ -551,7 +525,7 @@ EXPERIMENT = Experiment(
     name="optimizers",
     section="DeepOBS; Wilson et al. 2017",
     title="Optimiser choice: best error, speed and learning-rate sensitivity",
-    version=3,
+    version=4,
     config_class=OptimizersConfig,
     scales={
         "quick": {"optimizers": ["sgd", "momentum", "adam"], "lrs": [1e-3, 1e-2, 1e-1, 1.0],
