@@ -22,6 +22,9 @@ EXPERIMENT_MODULES = (
     "gradfail.experiments.saddles",
     "gradfail.experiments.optimizers",
     "gradfail.experiments.fitting",
+    "gradfail.experiments.perceptron_lp",
+    "gradfail.experiments.three_node",
+    "gradfail.experiments.optimality_gap",
 )
 
 
