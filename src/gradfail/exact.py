@@ -196,7 +196,7 @@ class Program:
 @dataclass(frozen=True)
 class Separation:
     """The LP's answer: separable or not, exactly, and the best separator (w, b) with its
-    ℓ∞ margin min t·(w·x + b) / ‖w‖₁ (negative when not separable)."""
+    ℓ∞ margin min t·(w·x + b) / ‖w‖₁ (0, at w = 0, when no hyperplane separates strictly)."""
 
     separable: bool
     margin: float
@@ -207,7 +207,8 @@ class Separation:
 
 def separate(x, labels, time_limit: float = 60.0) -> Separation:
     """max γ s.t. t_n (w·x_n + b) ≥ γ, ‖w‖₁ ≤ 1: separable iff γ* > 0. The ℓ1 ball makes it
-    an LP (w = u − v); γ* is the largest ℓ∞-distance margin of any separating hyperplane."""
+    an LP (w = u − v); γ* is the largest ℓ∞-distance margin of any separating hyperplane, and
+    "separable" means γ* > 1e-9 in float64."""
     x, t = check_labelled(x, labels)
     program = Program()
     n, d = x.shape

@@ -27,7 +27,7 @@ from scipy import stats
 
 from gradfail import exact
 from gradfail.batched import hinge_loss
-from gradfail.deep_nets import expand_models, known_name, mlp_forward, mlp_parameters
+from gradfail.deep_nets import known_name, mlp_forward, mlp_parameters
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
 from gradfail.plotting import log_ticks, new_grid
 
@@ -212,10 +212,14 @@ def pooled(instances: list[dict], arms_: list[str], tolerance: float) -> tuple:
 
 
 def check_single_run(config: GapConfig, result: dict) -> Check:
-    found = success(result["base"], arm_name("gd", config.width, 1), config.tolerance)
+    arm = arm_name("gd", config.width, 1)
+    found = success(result["base"], arm, config.tolerance)
+    of_kind = {kind: [i for i in result["base"] if i["kind"] == kind] for kind in config.kinds}
+    by_kind = ", ".join(f"{kind} {success(rows, arm, config.tolerance)[0]:.2f}"
+                        for kind, rows in of_kind.items())
     return Check.judge(found[2] < 0.95, found[0],
                        describe(f"GD restarts at width {config.width} reaching the optimum:",
-                                found) + f" (g ≤ {config.tolerance:g})")
+                                found) + f" (g ≤ {config.tolerance:g}; by kind: {by_kind})")
 
 
 def check_width(config: GapConfig, result: dict) -> Check:

@@ -238,25 +238,26 @@ def figures(config: PerceptronConfig, result: dict) -> dict:
     for n, colour in zip(config.sizes, ("tab:blue", "tab:orange", "tab:green", "tab:red",
                                         "tab:purple"), strict=False):
         cells = [c for c in result["separable"] if c["n"] == n]
-        inverse = [1 / c["margin"] for c in cells]
-        ax_updates.plot(inverse, [np.median(c["perceptron_updates"]) for c in cells], "o-",
+        margins = [c["margin"] for c in cells]
+        ax_updates.plot(margins, [np.median(c["perceptron_updates"]) for c in cells], "o-",
                         color=colour, label=f"perceptron, n = {n:,}")
         reached = [np.median([a for a in c["gd_separated_at"] if a >= 0] or [np.nan])
                    for c in cells]
-        ax_updates.plot(inverse, reached, "s--", color=colour, alpha=0.6,
+        ax_updates.plot(margins, reached, "s--", color=colour, alpha=0.6,
                         label=f"logistic GD steps, n = {n:,}")
-        ax_time.plot(inverse, [np.median(c["lp_seconds"]) for c in cells], "o-", color=colour,
+        ax_time.plot(margins, [np.median(c["lp_seconds"]) for c in cells], "o-", color=colour,
                      label=f"LP, n = {n:,}")
-        ax_time.plot(inverse, [np.median(c["perceptron_seconds"]) for c in cells], "s--",
+        ax_time.plot(margins, [np.median(c["perceptron_seconds"]) for c in cells], "s--",
                      color=colour, alpha=0.6, label=f"perceptron, n = {n:,}")
-    inverse = np.array([1 / m for m in config.margins])
-    ax_updates.plot(inverse, 2 * inverse**2, "k:", label="(R/γ)², R = √2")
-    ax_updates.set(yscale="log", xlabel="1 / margin γ", ylabel="updates or steps to separate",
+    margins = np.array(config.margins)
+    ax_updates.plot(margins, 2 / margins**2, "k:", label="(R/γ)², R = √2")
+    ax_updates.set(yscale="log", xlabel="planted margin γ (shrinking →)", ylabel="updates or steps to separate",
                    title="Gradient methods slow down as the margin shrinks")
-    ax_time.set(yscale="log", xlabel="1 / margin γ", ylabel="seconds",
+    ax_time.set(yscale="log", xlabel="planted margin γ (shrinking →)", ylabel="seconds",
                 title="The LP's time barely depends on the margin")
     for ax in (ax_updates, ax_time):
-        log_ticks(ax, inverse)
+        log_ticks(ax, margins)
+        ax.invert_xaxis()
         ax.legend(fontsize=7)
     return {"margin_scaling": fig}
 

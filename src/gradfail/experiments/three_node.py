@@ -178,7 +178,7 @@ def figures(config: ThreeNodeConfig, result: dict) -> dict:
     ax_wall.axhline(config.time_limit, color="black", ls=":", lw=1, label="time limit (× = cut)")
     ax_wall.set(yscale="log", xlabel="training points N (2-D)", ylabel="seconds to certify",
                 title="Exact 3-node training: the wall")
-    ax_wall.legend(fontsize=8)
+    ax_wall.legend(fontsize=8, loc="center right")
     for cell in result["splitting"]:
         for r in cell["instances"]:
             colour = "tab:blue" if r["splittable"] else "tab:orange"
