@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) bench/parity_throughput.py
 	$(PY) bench/end_to_end_throughput.py
 	$(PY) bench/issue7_batching.py
+	$(PY) bench/exact_certify.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
