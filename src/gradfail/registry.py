@@ -25,6 +25,7 @@ EXPERIMENT_MODULES = (
     "gradfail.experiments.perceptron_lp",
     "gradfail.experiments.three_node",
     "gradfail.experiments.optimality_gap",
+    "gradfail.experiments.async_sgd",
 )
 
 

@@ -1,0 +1,94 @@
+"""The parameter-server core and its simulator: exact, reproducible, and measured staleness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gradfail import parameter_server as ps
+from gradfail.errors import ConfigError
+
+
+def quadratic_gradient(seed: int = 0):
+    """A noisy quadratic's gradient; the noise drawn in call order, so runs repeat."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def gradient(params, worker, seq):
+        return params * torch.linspace(0.5, 2.0, params.shape[1]) + 0.1 * torch.randn(
+            params.shape, generator=generator)
+    return gradient
+
+
+START = torch.ones(2, 5)
+
+
+def test_one_async_worker_is_plain_sgd_bit_for_bit():
+    simulated = ps.simulate_async(ps.ServerLogic(START, "async", 0.1), quadratic_gradient(),
+                                  1, 50, ps.Delays(), np.random.default_rng(0))
+    params, gradient = START, quadratic_gradient()
+    for step in range(50):
+        params = params - 0.1 * gradient(params, 0, step)
+    assert torch.equal(simulated.server.params, params)
+    assert set(simulated.server.staleness) == {0}
+
+
+def test_equal_workers_without_jitter_have_staleness_n_minus_1():
+    result = ps.simulate_async(ps.ServerLogic(START, "async", 0.01), quadratic_gradient(), 4,
+                               40, ps.Delays(jitter=0.0), np.random.default_rng(0))
+    assert result.server.staleness[:4] == [0, 1, 2, 3]  # all read version 0 at once
+    assert set(result.server.staleness[4:]) == {3}
+
+
+def test_a_fixed_delay_is_the_staleness_logged():
+    result = ps.simulate_fixed_delay(ps.ServerLogic(START, "async", 0.01, history=8),
+                                     quadratic_gradient(), 5, 20)
+    assert result.server.staleness == [min(t, 5) for t in range(20)]
+
+
+def test_delay_compensation_with_lambda_0_is_plain_async():
+    runs = [ps.simulate_async(ps.ServerLogic(START, rule, 0.05, dc_lambda=0.0),
+                              quadratic_gradient(), 3, 30, ps.Delays("heterogeneous"),
+                              np.random.default_rng(1)).server.params for rule in ("async", "dc")]
+    assert torch.equal(*runs)
+
+
+def test_the_simulator_repeats_bit_for_bit():
+    runs = [ps.simulate_async(ps.ServerLogic(START, "staleness", 0.05), quadratic_gradient(),
+                              4, 30, ps.Delays("straggler", straggler_p=0.3),
+                              np.random.default_rng(2)) for _ in range(2)]
+    assert torch.equal(runs[0].server.params, runs[1].server.params)
+    assert runs[0].server.staleness == runs[1].server.staleness
+
+
+def test_backup_workers_drop_the_slowest_and_shorten_the_step():
+    delays = ps.Delays("straggler", straggler_p=0.2, straggler_k=10.0)
+    plain, backed = (ps.simulate_sync(ps.ServerLogic(START, "async", 0.05), quadratic_gradient(),
+                                      8, b, 20, delays, np.random.default_rng(3))
+                     for b in (0, 2))
+    assert backed.dropped == 2 * 20 and plain.dropped == 0
+    assert set(backed.server.staleness) == {0}
+    assert np.mean(backed.step_times) < np.mean(plain.step_times)
+
+
+def test_n_softsync_averages_c_gradients_a_step():
+    result = ps.simulate_async(ps.ServerLogic(START, "async", 0.05), quadratic_gradient(), 4,
+                               10, ps.Delays(), np.random.default_rng(4), per_update=2)
+    assert result.gradients == 20 and len(result.server.staleness) == 20
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: ps.simulate_async(ps.ServerLogic(START, "async", 0.1), quadratic_gradient(), 0, 5,
+                               ps.Delays(), np.random.default_rng(0)), "at least 1"),
+    (lambda: ps.ServerLogic(START, "hogwash", 0.1), "unknown update rule 'hogwash'"),
+    (lambda: ps.Delays(jitter=-0.5), "non-negative"),
+    (lambda: ps.Delays("lognormal"), "unknown delay model"),
+    (lambda: ps.simulate_fixed_delay(ps.ServerLogic(START, "async", 0.1), quadratic_gradient(),
+                                     -2, 5), "non-negative"),
+    (lambda: ps.simulate_sync(ps.ServerLogic(START, "async", 0.1), quadratic_gradient(), 4, -1,
+                              5, ps.Delays(), np.random.default_rng(0)), "non-negative"),
+])
+def test_bad_input_is_a_one_line_error(call, message):
+    with pytest.raises(ConfigError, match=message) as raised:
+        call()
+    assert "\n" not in str(raised.value)
