@@ -1,0 +1,191 @@
+"""The parameter server on Ray: the server and the workers as actors, real staleness.
+
+The same `ServerLogic` as the simulator runs inside a server actor; workers are stateless
+actors that get the parameters with every call (an ObjectRef, resolved by Ray: one copy for all).
+The coordinator keeps one gradient in flight per worker and takes whichever finishes first
+(`ray.wait`), so the staleness is whatever the machine produces. A worker that dies costs only
+its in-flight gradient (counted as lost); Ray restarts it and it gets the next call. The server
+checkpoints every K updates and reloads the checkpoint when Ray restarts it, so a server crash
+loses at most K updates. Ray is an optional extra (`pip install 'gradfail[ray]'`); without it
+this module says so in one line.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gradfail import parameter_server as ps
+from gradfail.errors import ConfigError
+
+GradientFactory = Callable[[], ps.GradientFn]  # built inside each worker process
+
+
+def ray_module():
+    """`import ray`, or a one-line error naming the extra."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("the ray backend needs Ray: pip install 'gradfail[ray]'") from None
+    return ray
+
+
+def start(address: str | None = None, num_cpus: int = 2) -> None:
+    """Join the cluster at `address`, or start a local one (no dashboard, no usage stats)."""
+    ray = ray_module()
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    options = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
+    try:
+        if address is None:
+            ray.init(num_cpus=num_cpus, object_store_memory=256 * 2**20, **options)
+        else:
+            ray.init(address=address, **options)
+    except Exception as error:  # Ray raises ConnectionError, RuntimeError or ValueError here
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"cannot reach the Ray cluster at {address!r}: {first}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# The actors.
+
+
+class ServerActor:
+    """`ServerLogic` behind an actor: push a gradient, get the new parameters and version.
+    Checkpoints (parameters, version) every `every` updates; reloads them on (re)start."""
+
+    def __init__(self, params: np.ndarray, rule: str, lr: float, dc_lambda: float,
+                 checkpoint: str | None = None, every: int = 50):
+        self.checkpoint, self.every = checkpoint, every
+        self.logic = ps.ServerLogic(torch.from_numpy(np.array(params)), rule, lr, dc_lambda)
+        self.restored = False
+        if checkpoint and Path(checkpoint).exists():
+            saved = np.load(checkpoint)
+            self.logic.params = torch.from_numpy(saved["params"])
+            self.logic.version = int(saved["version"])
+            self.logic.staleness = saved["staleness"].tolist()
+            self.logic._buffer = {self.logic.version: self.logic.params}
+            self.restored = True
+
+    def read(self) -> tuple[np.ndarray, int]:
+        return self.logic.params.numpy(), self.logic.version
+
+    def push(self, gradient: np.ndarray, read_version: int) -> tuple[np.ndarray, int]:
+        # after a restore, versions read from the dead server may be gone or ahead: clamp
+        read_version = min(max(read_version, min(self.logic._buffer)), self.logic.version)
+        self.logic.apply([(torch.from_numpy(np.array(gradient)), read_version)])
+        if self.checkpoint and self.logic.version % self.every == 0:
+            partial = f"{self.checkpoint}.partial.npz"
+            np.savez(partial, params=self.logic.params.numpy(), version=self.logic.version,
+                     staleness=np.asarray(self.logic.staleness))
+            os.replace(partial, self.checkpoint)
+        return self.read()
+
+    def state(self) -> dict:
+        return {"version": self.logic.version, "staleness": self.logic.staleness,
+                "restored": self.restored, "pid": os.getpid()}
+
+
+class WorkerActor:
+    """Stateless: builds its gradient function once, then computes on whatever it is sent."""
+
+    def __init__(self, factory: GradientFactory, worker: int):
+        torch.set_num_threads(1)
+        self.gradient, self.worker = factory(), worker
+
+    def compute(self, state: tuple[np.ndarray, int], seq: int) -> tuple[np.ndarray, int]:
+        params, version = state
+        gradient = self.gradient(torch.from_numpy(np.array(params)), self.worker, seq)
+        return gradient.numpy(), version
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+# --------------------------------------------------------------------------------------------
+# The coordinator.
+
+
+@dataclass
+class RayResult:
+    params: np.ndarray
+    version: int
+    staleness: list[int]
+    gradients: int
+    lost_gradients: int
+    seconds: float
+    events: list[str] = field(default_factory=list)
+
+
+def run_async(initial: np.ndarray, factory: GradientFactory, workers: int, updates: int,
+              rule: str = "async", lr: float = 0.1, dc_lambda: float = 0.04,
+              checkpoint: str | None = None, every: int = 50,
+              faults: dict[int, str] | None = None) -> RayResult:
+    """Downpour on Ray: `workers` actors, one gradient in flight each, `updates` server steps.
+    `faults` maps an update count to "worker" or "server": that actor's process is killed
+    (Ray restarts it) when the server reaches that version, to test recovery."""
+    ps.require(workers >= 1, f"the number of workers must be at least 1; got {workers}")
+    ray = ray_module()
+    start()
+    server = ray.remote(num_cpus=0, max_restarts=1 if checkpoint else 0)(ServerActor).remote(
+        initial, rule, lr, dc_lambda, checkpoint, every)
+    remote_worker = ray.remote(num_cpus=0, max_restarts=-1)(WorkerActor)
+    pool = [remote_worker.remote(factory, w) for w in range(workers)]
+    faults, events = dict(faults or {}), []
+    begin = time.perf_counter()
+    state = server.read.remote()
+    in_flight = {pool[w].compute.remote(state, w): w for w in range(workers)}
+    seq, version, lost, gradients = workers, 0, 0, 0
+    while version < updates:
+        (ready,), _ = ray.wait(list(in_flight), num_returns=1)
+        w = in_flight.pop(ready)
+        try:
+            gradient, read_version = ray.get(ready)
+        except ray.exceptions.RayActorError:
+            lost += 1
+            events.append(f"worker {w} died at version {version}: its gradient is lost")
+            in_flight[call_when_ready(ray, lambda w=w: pool[w].compute.remote(
+                server.read.remote(), seq))] = w
+            seq += 1
+            continue
+        gradients += 1
+        try:
+            state = server.push.remote(gradient, read_version)
+            _, version = ray.get(state)
+        except ray.exceptions.RayActorError:
+            events.append(f"server died after version {version}; restarted from its checkpoint")
+            state = call_when_ready(ray, lambda: server.read.remote())
+            _, version = ray.get(state)
+        kill = faults.pop(version, None)
+        if kill == "worker":
+            ray.kill(pool[(w + 1) % workers], no_restart=False)
+        elif kill == "server":
+            ray.kill(server, no_restart=False)
+        in_flight[pool[w].compute.remote(state, seq)] = w
+        seq += 1
+    final = ray.get(server.state.remote())
+    params, _ = ray.get(server.read.remote())
+    for actor in [server, *pool]:
+        ray.kill(actor)
+    return RayResult(np.array(params), final["version"], final["staleness"], gradients, lost,
+                     time.perf_counter() - begin, events)
+
+
+def call_when_ready(ray, call: Callable, attempts: int = 100):
+    """An actor call retried while Ray restarts the actor (ActorUnavailableError)."""
+    for _ in range(attempts):
+        ref = call()
+        try:
+            ray.wait([ref], timeout=30)
+            ray.get(ref, timeout=30)
+            return ref
+        except (ray.exceptions.ActorUnavailableError, ray.exceptions.RayActorError):
+            time.sleep(0.1)
+    raise ConfigError("a Ray actor did not come back after being restarted")
