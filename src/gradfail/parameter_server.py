@@ -18,6 +18,7 @@ version its worker read, logged per gradient.
 from __future__ import annotations
 
 import heapq
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -213,3 +214,27 @@ def simulate_fixed_delay(server: ServerLogic, gradient: GradientFn, tau: int, up
         if on_update is not None:
             on_update(server, float(t + 1))
     return SimResult(server, float(updates), updates, 0, [])
+
+
+@dataclass(frozen=True)
+class Quadratic:
+    """A picklable gradient factory for tests and benchmarks on real workers: the gradient of
+    ½ Σ_i h_i w_i², curvatures h evenly from 0.5 to 2, each taking `seconds` (slept) to compute."""
+
+    size: int
+    seconds: float = 0.0
+
+    def curvature(self) -> torch.Tensor:
+        return torch.linspace(0.5, 2.0, self.size)
+
+    def __call__(self) -> GradientFn:
+        curvature = self.curvature()
+
+        def gradient(params: torch.Tensor, worker: int, seq: int) -> torch.Tensor:
+            if self.seconds:
+                time.sleep(self.seconds)
+            return params * curvature
+        return gradient
+
+    def loss(self, params) -> float:
+        return float((0.5 * self.curvature() * torch.as_tensor(params) ** 2).sum())

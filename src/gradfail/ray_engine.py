@@ -13,6 +13,7 @@ this module says so in one line.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ def start(address: str | None = None, num_cpus: int = 2) -> None:
     ray = ray_module()
     if ray.is_initialized():
         return
+    if address not in (None, "auto"):
+        check_reachable(address)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     options = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
     try:
@@ -51,6 +54,18 @@ def start(address: str | None = None, num_cpus: int = 2) -> None:
     except Exception as error:  # Ray raises ConnectionError, RuntimeError or ValueError here
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(f"cannot reach the Ray cluster at {address!r}: {first}") from None
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A TCP connect to host:port first: Ray itself waits minutes on an unreachable head."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"a Ray address is host:port (or ray://host:port); got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise ConfigError(f"cannot reach the Ray cluster at {address!r}: "
+                          f"{error.strerror or error}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,7 +115,12 @@ class WorkerActor:
         torch.set_num_threads(1)
         self.gradient, self.worker = factory(), worker
 
-    def compute(self, state: tuple[np.ndarray, int], seq: int) -> tuple[np.ndarray, int]:
+    def compute(self, state: tuple[np.ndarray, int], seq: int, die: bool = False
+                ) -> tuple[np.ndarray, int]:
+        """The gradient at the parameters sent; `die` ends this process mid-gradient (a real
+        crash, for fault tests: Ray restarts the actor, the gradient is lost)."""
+        if die:
+            os._exit(1)
         params, version = state
         gradient = self.gradient(torch.from_numpy(np.array(params)), self.worker, seq)
         return gradient.numpy(), version
@@ -129,8 +149,9 @@ def run_async(initial: np.ndarray, factory: GradientFactory, workers: int, updat
               checkpoint: str | None = None, every: int = 50,
               faults: dict[int, str] | None = None) -> RayResult:
     """Downpour on Ray: `workers` actors, one gradient in flight each, `updates` server steps.
-    `faults` maps an update count to "worker" or "server": that actor's process is killed
-    (Ray restarts it) when the server reaches that version, to test recovery."""
+    `faults` maps a server version to "worker" or "server": when the server reaches it, the
+    worker just sent a gradient to compute exits mid-gradient, or the server's process is
+    killed; Ray restarts either, to test recovery."""
     ps.require(workers >= 1, f"the number of workers must be at least 1; got {workers}")
     ray = ray_module()
     start()
@@ -150,7 +171,8 @@ def run_async(initial: np.ndarray, factory: GradientFactory, workers: int, updat
             gradient, read_version = ray.get(ready)
         except ray.exceptions.RayActorError:
             lost += 1
-            events.append(f"worker {w} died at version {version}: its gradient is lost")
+            events.append(f"worker {w} died: its in-flight gradient is lost (noticed at version "
+                          f"{version})")
             in_flight[call_when_ready(ray, lambda w=w: pool[w].compute.remote(
                 server.read.remote(), seq))] = w
             seq += 1
@@ -160,16 +182,16 @@ def run_async(initial: np.ndarray, factory: GradientFactory, workers: int, updat
             state = server.push.remote(gradient, read_version)
             _, version = ray.get(state)
         except ray.exceptions.RayActorError:
-            events.append(f"server died after version {version}; restarted from its checkpoint")
+            lost += 1  # the gradient pushed to the dead server
             state = call_when_ready(ray, lambda: server.read.remote())
-            _, version = ray.get(state)
+            before, (_, version) = version, ray.get(state)
+            events.append(f"server died after version {before}; restarted from its "
+                          f"checkpoint at version {version}")
         kill = faults.pop(version, None)
-        if kill == "worker":
-            ray.kill(pool[(w + 1) % workers], no_restart=False)
-        elif kill == "server":
-            ray.kill(server, no_restart=False)
-        in_flight[pool[w].compute.remote(state, seq)] = w
+        in_flight[pool[w].compute.remote(state, seq, kill == "worker")] = w
         seq += 1
+        if kill == "server":
+            ray.kill(server, no_restart=False)
     final = ray.get(server.state.remote())
     params, _ = ray.get(server.read.remote())
     for actor in [server, *pool]:

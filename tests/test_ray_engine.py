@@ -1,0 +1,70 @@
+"""The parameter server on Ray: real actors, real staleness, and recovery from real kills.
+
+One local cluster (2 CPUs, no dashboard) is shared by the module's tests."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from gradfail import ray_engine
+from gradfail.errors import ConfigError
+from gradfail.parameter_server import Quadratic
+
+ray = pytest.importorskip("ray")
+START = np.ones((2, 5), dtype=np.float32)
+slow_quadratic = Quadratic(5, seconds=0.05)  # time for a kill to land mid-gradient
+loss = slow_quadratic.loss
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray_engine.start()
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def fault_free(cluster):
+    return ray_engine.run_async(START, slow_quadratic, 2, 60, lr=0.1)
+
+
+def test_two_workers_train_and_their_staleness_is_measured(fault_free):
+    assert fault_free.version == 60 and len(fault_free.staleness) == 60
+    assert fault_free.lost_gradients == 0
+    assert 0 < np.mean(fault_free.staleness) <= 2  # two workers: τ near N − 1 = 1
+    assert loss(fault_free.params) < 1e-3 * loss(START)
+
+
+def test_killing_a_worker_loses_only_its_in_flight_gradient(fault_free):
+    hurt = ray_engine.run_async(START, slow_quadratic, 2, 60, lr=0.1, faults={20: "worker"})
+    assert hurt.version == 60 and hurt.lost_gradients == 1
+    assert any("in-flight gradient is lost" in event for event in hurt.events)
+    assert loss(hurt.params) < 1e-3 * loss(START)
+
+
+def test_a_killed_server_restarts_from_its_checkpoint(cluster, tmp_path):
+    hurt = ray_engine.run_async(START, slow_quadratic, 2, 60, lr=0.1,
+                                checkpoint=str(tmp_path / "server.npz"), every=10,
+                                faults={25: "server"})
+    (event,) = hurt.events
+    assert "restarted from its checkpoint at version 20" in event  # at most K = 10 lost
+    assert hurt.version == 60 and loss(hurt.params) < 1e-3 * loss(START)
+
+
+@pytest.mark.parametrize("address, message", [
+    ("127.0.0.1:1", "cannot reach the Ray cluster at '127.0.0.1:1'"),
+    ("nowhere", "a Ray address is host:port"),
+])
+def test_an_unreachable_address_is_a_one_line_error(address, message):
+    with pytest.raises(ConfigError, match=message) as raised:
+        ray_engine.check_reachable(address)
+    assert "\n" not in str(raised.value)
+
+
+def test_without_ray_the_backend_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ConfigError, match=r"pip install 'gradfail\[ray\]'"):
+        ray_engine.ray_module()
