@@ -4,10 +4,13 @@ One local cluster (2 CPUs, no dashboard) is shared by the module's tests."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
 import pytest
+
+from conftest import gradfail_cli
 
 from gradfail import ray_engine
 from gradfail.errors import ConfigError
@@ -68,3 +71,20 @@ def test_without_ray_the_backend_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ConfigError, match=r"pip install 'gradfail\[ray\]'"):
         ray_engine.ray_module()
+
+
+def test_a_sweep_sent_to_ray_lands_in_the_same_store(tmp_path):
+    store = str(tmp_path / "g.sqlite")
+    sent = gradfail_cli("run", "perceptron_lp", "--scale", "quick", "--backend", "ray",
+                        "--store", store, "--json")
+    assert sent.returncode == 0, sent.stderr
+    (run,) = json.loads(gradfail_cli("runs", "--store", store, "--json").stdout)
+    assert run["experiment"] == "perceptron_lp" and run["status"] == "done"
+
+
+def test_an_unreachable_ray_address_on_the_command_line_exits_2(tmp_path):
+    refused = gradfail_cli("run", "perceptron_lp", "--backend", "ray", "--ray-address",
+                           "127.0.0.1:1", "--store", str(tmp_path / "g.sqlite"))
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "gradfail: error: cannot reach the Ray cluster at '127.0.0.1:1': Connection refused"]

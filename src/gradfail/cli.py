@@ -59,6 +59,10 @@ def build_parser() -> Parser:
                          "the experiment's for the scale)")
         sub.add_argument("--seed", type=int, default=0, help="first seed")
         sub.add_argument("--device", default="cpu", help="cpu or cuda")
+        sub.add_argument("--backend", choices=("local", "ray"), default="local",
+                         help="run here (default) or send each run to a Ray task")
+        sub.add_argument("--ray-address", help="join this Ray cluster (host:port) instead of "
+                         "starting a local one")
         add_store(sub)
         add_json(sub)
 
@@ -140,13 +144,20 @@ def execute(plan: list, args) -> int:
 
     device = resolve_device(args.device)
     store = Store(args.store)
-    outcomes = []
-    with progress_bars(enabled=sys.stdout.isatty() and not args.json) as progress:
-        for experiment, config in plan:
-            outcomes.append(run_experiment(
-                experiment, config, scale=args.scale, store=store, seed=args.seed,
-                n_seeds=args.seeds or experiment.seeds[args.scale], device=device,
-                progress=progress))
+    if args.backend == "ray":
+        from gradfail.ray_engine import run_on_ray
+
+        outcomes = run_on_ray(plan, scale=args.scale, store_path=str(store.path),
+                              seed=args.seed, seeds=args.seeds, device=args.device,
+                              address=args.ray_address)
+    else:
+        outcomes = []
+        with progress_bars(enabled=sys.stdout.isatty() and not args.json) as progress:
+            for experiment, config in plan:
+                outcomes.append(run_experiment(
+                    experiment, config, scale=args.scale, store=store, seed=args.seed,
+                    n_seeds=args.seeds or experiment.seeds[args.scale], device=device,
+                    progress=progress))
     if args.json:
         print(json.dumps({"store": str(store.path), "runs": [o.as_json() for o in outcomes]},
                          indent=2, ensure_ascii=False))
