@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) bench/end_to_end_throughput.py
 	$(PY) bench/issue7_batching.py
 	$(PY) bench/exact_certify.py
+	$(PY) bench/async_throughput.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

@@ -92,7 +92,10 @@ class ServerActor:
     def read(self) -> tuple[np.ndarray, int]:
         return self.logic.params.numpy(), self.logic.version
 
-    def push(self, gradient: np.ndarray, read_version: int) -> tuple[np.ndarray, int]:
+    def push(self, gradient: np.ndarray, read_version: int
+             ) -> tuple[tuple[np.ndarray, int], int]:
+        """Apply one gradient; returns the new state (for workers) and its version (for the
+        coordinator), as two objects."""
         # after a restore, versions read from the dead server may be gone or ahead: clamp
         read_version = min(max(read_version, min(self.logic._buffer)), self.logic.version)
         self.logic.apply([(torch.from_numpy(np.array(gradient)), read_version)])
@@ -101,7 +104,7 @@ class ServerActor:
             np.savez(partial, params=self.logic.params.numpy(), version=self.logic.version,
                      staleness=np.asarray(self.logic.staleness))
             os.replace(partial, self.checkpoint)
-        return self.read()
+        return self.read(), self.logic.version
 
     def state(self) -> dict:
         return {"version": self.logic.version, "staleness": self.logic.staleness,
@@ -161,35 +164,42 @@ def run_async(initial: np.ndarray, factory: GradientFactory, workers: int, updat
     pool = [remote_worker.remote(factory, w) for w in range(workers)]
     faults, events = dict(faults or {}), []
     begin = time.perf_counter()
+    in_flight: dict = {}  # gradient ref → (worker, ref of the version it read)
+    seq, version, lost, gradients = 0, 0, 0, 0
+
+    def ask(w: int, state, die: bool = False) -> None:
+        nonlocal seq
+        gradient, read = pool[w].compute.options(num_returns=2).remote(state, seq, die)
+        in_flight[gradient] = (w, read)
+        seq += 1
+
     state = server.read.remote()
-    in_flight = {pool[w].compute.remote(state, w): w for w in range(workers)}
-    seq, version, lost, gradients = workers, 0, 0, 0
-    while version < updates:
+    for w in range(workers):
+        ask(w, state)
+    while version < updates:  # the driver moves refs only: the arrays go worker → server
         (ready,), _ = ray.wait(list(in_flight), num_returns=1)
-        w = in_flight.pop(ready)
+        w, read = in_flight.pop(ready)
         try:
-            gradient, read_version = ray.get(ready)
+            ray.get(read)  # small; raises when the worker died mid-gradient
         except ray.exceptions.RayActorError:
             lost += 1
             events.append(f"worker {w} died: its in-flight gradient is lost (noticed at version "
                           f"{version})")
-            in_flight[call_when_ready(ray, lambda w=w: pool[w].compute.remote(
-                server.read.remote(), seq))] = w
-            seq += 1
+            call_when_ready(ray, pool[w].pid.remote)
+            ask(w, server.read.remote())
             continue
         gradients += 1
         try:
-            state = server.push.remote(gradient, read_version)
-            _, version = ray.get(state)
+            state, applied = server.push.options(num_returns=2).remote(ready, read)
+            version = ray.get(applied)
         except ray.exceptions.RayActorError:
             lost += 1  # the gradient pushed to the dead server
-            state = call_when_ready(ray, lambda: server.read.remote())
-            before, (_, version) = version, ray.get(state)
+            state = call_when_ready(ray, server.read.remote)
+            before, version = version, ray.get(state)[1]
             events.append(f"server died after version {before}; restarted from its "
                           f"checkpoint at version {version}")
         kill = faults.pop(version, None)
-        in_flight[pool[w].compute.remote(state, seq, kill == "worker")] = w
-        seq += 1
+        ask(w, state, kill == "worker")
         if kill == "server":
             ray.kill(server, no_restart=False)
     final = ray.get(server.state.remote())

@@ -8,7 +8,9 @@ scikit-learn's digits, every seed trained under the same schedule of delays:
 (1) a fixed delay τ ∈ {0 … 32} with the fixed step against the staleness-aware step α₀/τ
 (Zhang et al. 2016); (2) the staleness Downpour and n-softsync actually produce; (3) delay
 compensation, DC-ASGD (Zheng et al. 2017), against plain async; (4) synchronous SGD with backup
-workers under stragglers (Chen et al. 2016): step time and accuracy.
+workers under stragglers (Chen et al. 2016): step time and accuracy; (5) Hogwild! (Niu et al.
+2011), lock-free shared-memory SGD on a sparse problem, 1 vs 2 processes (wall-clock, so this
+part alone depends on the machine).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 
+from gradfail import hogwild
 from gradfail import parameter_server as ps
 from gradfail.data.digits import digits
 from gradfail.deep_nets import mlp_forward, mlp_parameters
@@ -46,6 +49,10 @@ class AsyncConfig(Config):
     backups: list[NonNegativeInt] = Field([0, 1, 2], min_length=2, description="backup workers b")
     straggler_p: float = Field(0.05, ge=0, le=1)
     straggler_k: float = Field(5.0, ge=1)
+    hogwild_examples: PositiveInt = Field(200_000, description="sparse logistic regression")
+    hogwild_features: PositiveInt = Field(100_000)
+    hogwild_nonzeros: PositiveInt = Field(20, description="non-zero features per example")
+    hogwild_epochs: PositiveInt = Field(2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,6 +158,13 @@ def sync_run(config: AsyncConfig, backups: int, lr: float, ctx: RunContext) -> d
             "curve": curve}
 
 
+def hogwild_runs(config: AsyncConfig, ctx: RunContext) -> dict:
+    problem = hogwild.sparse_problem(config.hogwild_examples, config.hogwild_features,
+                                     config.hogwild_nonzeros, seed=ctx.seed)
+    runs = [hogwild.hogwild(problem, k, config.hogwild_epochs) for k in (1, 2)]
+    return {"runs": runs, "initial_loss": problem.loss(torch.zeros(problem.features))}
+
+
 def run(config: AsyncConfig, ctx: RunContext) -> dict:
     with ctx.track("α₀ for sequential SGD", len(config.lrs)) as advance:
         grid = []
@@ -177,6 +191,7 @@ def run(config: AsyncConfig, ctx: RunContext) -> dict:
             }[kind]
             found[kind].append(ctx.part(f"{kind}: {a}, {b}, α₀={alpha}", compute))
             advance(1)
+    found["hogwild"] = ctx.part("hogwild", lambda: hogwild_runs(config, ctx))
     return {"lr_grid": grid, "alpha0": alpha, **found}
 
 
@@ -243,6 +258,16 @@ def check_backups(config: AsyncConfig, result: dict) -> Check:
                        f"{np.mean(plain['accuracy']):.3f}")
 
 
+def check_hogwild(config: AsyncConfig, result: dict) -> Check:
+    one, two = result["hogwild"]["runs"]
+    speedup = two["samples_per_s"] / one["samples_per_s"]
+    change = abs(two["loss"] - one["loss"]) / one["loss"]
+    return Check.judge(speedup >= 1.5 and change <= 0.01, speedup,
+                       f"{one['samples_per_s']:,.0f} → {two['samples_per_s']:,.0f} samples/s "
+                       f"({speedup:.2f}×); loss {one['loss']:.4f} vs {two['loss']:.4f} "
+                       f"(from {result['hogwild']['initial_loss']:.4f})")
+
+
 CLAIMS = (
     Claim("Downpour: mean τ = N − 1", "with N equal workers each gradient is N − 1 versions "
           "stale (spec §2.1, the Ray example's async loop)", "|mean τ − (N − 1)| ≤ 10% for "
@@ -258,12 +283,23 @@ CLAIMS = (
     Claim("backup workers cut step time", "sync with backups mitigates the worst stragglers "
           "(Chen et al. 2016)", "b ≈ 5–10% of N cuts mean step time ≥ 30% with accuracy "
           "within 1 point", check_backups),
+    Claim("Hogwild! scales without locks", "lock-free SGD on sparse problems: near-linear "
+          "speed-up, errors essentially equal (Niu et al. 2011, Table 2)", "2 processes ≥ 1.5× "
+          "the samples/s of 1, final loss within 1%", check_hogwild),
 )
 
 
 def figures(config: AsyncConfig, result: dict) -> dict:
-    fig, axes = new_grid(2, 2, width=5.0, height=3.4)
-    ax_tau, ax_stale, ax_dc, ax_sync = axes.ravel()
+    fig, axes = new_grid(2, 3, width=4.6, height=3.4)
+    ax_tau, ax_stale, ax_hog, ax_dc, ax_sync, ax_empty = axes.ravel()
+    ax_empty.axis("off")
+    runs = result["hogwild"]["runs"]
+    ax_hog.bar([f"{r['processes']} process{'es' if r['processes'] > 1 else ''}" for r in runs],
+               [r["samples_per_s"] for r in runs], color=["tab:gray", "tab:purple"])
+    for index, r in enumerate(runs):
+        ax_hog.annotate(f"loss {r['loss']:.4f}", (index, r["samples_per_s"]), ha="center",
+                        va="bottom", fontsize=8)
+    ax_hog.set(ylabel="samples / s", title="Hogwild!: lock-free, sparse logistic regression")
     for rule, colour in (("async", "tab:red"), ("staleness", "tab:green")):
         rows = [r for r in result["fixed"] if r["rule"] == rule]
         ax_tau.plot([r["tau"] for r in rows], [np.mean(r["accuracy"]) for r in rows], "o-",
@@ -292,7 +328,7 @@ def figures(config: AsyncConfig, result: dict) -> dict:
                      label=f"b = {row['backups']}")
     ax_sync.set(xlabel="virtual time", ylabel="test accuracy",
                 title=f"Sync, {config.sync_workers} workers, stragglers")
-    for ax in axes.ravel():
+    for ax in (ax_tau, ax_stale, ax_dc, ax_sync):
         ax.legend(fontsize=8)
     return {"async_sgd": fig}
 
@@ -304,7 +340,7 @@ EXPERIMENT = Experiment(
     version=1,
     config_class=AsyncConfig,
     scales={
-        "quick": {"updates": 400, "taus": [0, 4, 16], "workers": [1, 4], "learners": 4,
+        "quick": {"hogwild_examples": 20_000, "hogwild_features": 10_000, "updates": 400, "taus": [0, 4, 16], "workers": [1, 4], "learners": 4,
                   "softsync": [1, 4], "staleness_updates": 200, "dc_workers": 4,
                   "sync_workers": 8, "backups": [0, 1]},
         "default": {},
