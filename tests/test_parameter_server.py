@@ -92,3 +92,11 @@ def test_bad_input_is_a_one_line_error(call, message):
     with pytest.raises(ConfigError, match=message) as raised:
         call()
     assert "\n" not in str(raised.value)
+
+
+def test_a_scripted_worker_failure_drops_exactly_one_gradient():
+    runs = [ps.simulate_async(ps.ServerLogic(START, "async", 0.05), quadratic_gradient(), 3, 30,
+                              ps.Delays(), np.random.default_rng(5), failures=failures)
+            for failures in (frozenset(), frozenset({7}))]
+    assert runs[0].dropped == 0 and runs[1].dropped == 1
+    assert runs[1].server.version == 30 and runs[1].gradients == runs[0].gradients

@@ -150,9 +150,12 @@ class SimResult:
 
 def simulate_async(server: ServerLogic, gradient: GradientFn, workers: int, updates: int,
                    delays: Delays, rng: np.random.Generator, per_update: int = 1,
-                   on_update: Callable[[ServerLogic, float], None] | None = None) -> SimResult:
+                   on_update: Callable[[ServerLogic, float], None] | None = None,
+                   failures: frozenset[int] = frozenset()) -> SimResult:
     """Downpour (per_update = 1) or n-softsync (per_update = c = ⌊workers/n⌋ gradients a
-    step): every worker reads, computes for its drawn delay, pushes, reads again."""
+    step): every worker reads, computes for its drawn delay, pushes, reads again. A worker
+    whose task number is in `failures` dies mid-gradient: the gradient is lost, the worker
+    (stateless) restarts and reads again; `dropped` counts them."""
     require(workers >= 1, f"the number of workers must be at least 1; got {workers}")
     require(1 <= per_update <= workers, "gradients per update must be between 1 and workers")
     draw = delays.sampler(workers, rng)
@@ -161,9 +164,15 @@ def simulate_async(server: ServerLogic, gradient: GradientFn, workers: int, upda
         params, version = server.read()
         heapq.heappush(events, (draw(worker), seq, worker, version, params))
         seq += 1
-    clock = 0.0
+    clock, dropped = 0.0, 0
     while server.version < updates:
-        clock, _, worker, version, params = heapq.heappop(events)
+        clock, task, worker, version, params = heapq.heappop(events)
+        if task in failures:
+            dropped += 1
+            params, version = server.read()
+            heapq.heappush(events, (clock + draw(worker), seq, worker, version, params))
+            seq += 1
+            continue
         waiting.append((gradient(params, worker, count), version))
         count += 1
         if len(waiting) == per_update:
@@ -174,7 +183,7 @@ def simulate_async(server: ServerLogic, gradient: GradientFn, workers: int, upda
         params, version = server.read()
         heapq.heappush(events, (clock + draw(worker), seq, worker, version, params))
         seq += 1
-    return SimResult(server, clock, count, 0, [])
+    return SimResult(server, clock, count, dropped, [])
 
 
 def simulate_sync(server: ServerLogic, gradient: GradientFn, workers: int, backups: int,

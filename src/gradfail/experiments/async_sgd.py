@@ -144,13 +144,14 @@ def async_run(config: AsyncConfig, rule: str, lr: float, ctx: RunContext) -> dic
             **ps.staleness_summary(result.server.staleness)}
 
 
-def sync_run(config: AsyncConfig, backups: int, lr: float, ctx: RunContext) -> dict:
-    task = Task(config, ctx, f"sync {backups}")
+def sync_run(config: AsyncConfig, backups: int, lr: float, ctx: RunContext,
+             delays: str = "straggler", workers: int | None = None) -> dict:
+    task = Task(config, ctx, f"sync {backups} {delays}")
     curve: dict = {}
-    delays = ps.Delays("straggler", straggler_p=config.straggler_p,
-                       straggler_k=config.straggler_k)
+    delays = ps.Delays(delays, straggler_p=config.straggler_p, straggler_k=config.straggler_k)
     updates = config.updates // 4  # each step averages `sync_workers` gradients
-    result = ps.simulate_sync(task.server("async", lr), task.gradient, config.sync_workers,
+    result = ps.simulate_sync(task.server("async", lr), task.gradient,
+                              workers or config.sync_workers,
                               backups, updates, delays, np.random.default_rng(ctx.seed),
                               on_update=curve_logger(task, max(updates // 20, 1), curve))
     return {"backups": backups, "accuracy": task.accuracy(result.server.params),
@@ -177,8 +178,10 @@ def run(config: AsyncConfig, ctx: RunContext) -> dict:
             + [("downpour", w, 1) for w in config.workers]
             + [("softsync", config.learners, config.learners // n) for n in config.softsync]
             + [("dc", r, None) for r in ("async", "dc")]
-            + [("sync", b, None) for b in config.backups])
-    found: dict = {"fixed": [], "downpour": [], "softsync": [], "dc": [], "sync": []}
+            + [("sync", b, None) for b in config.backups]
+            + [("versus", config.dc_workers, None)])
+    found: dict = {"fixed": [], "downpour": [], "softsync": [], "dc": [], "sync": [],
+                   "versus": []}
     with ctx.track("async SGD", len(jobs)) as advance:
         for kind, a, b in jobs:
             compute = {
@@ -188,6 +191,7 @@ def run(config: AsyncConfig, ctx: RunContext) -> dict:
                                                                 ctx),
                 "dc": lambda a=a: async_run(config, a, alpha, ctx),
                 "sync": lambda a=a: sync_run(config, a, alpha, ctx),
+                "versus": lambda a=a: sync_run(config, 0, alpha, ctx, "heterogeneous", a),
             }[kind]
             found[kind].append(ctx.part(f"{kind}: {a}, {b}, α₀={alpha}", compute))
             advance(1)
@@ -291,8 +295,13 @@ CLAIMS = (
 
 def figures(config: AsyncConfig, result: dict) -> dict:
     fig, axes = new_grid(2, 3, width=4.6, height=3.4)
-    ax_tau, ax_stale, ax_hog, ax_dc, ax_sync, ax_empty = axes.ravel()
-    ax_empty.axis("off")
+    ax_tau, ax_stale, ax_hog, ax_dc, ax_sync, ax_versus = axes.ravel()
+    (synchronous,) = result["versus"]
+    asynchronous = next(r for r in result["dc"] if r["rule"] == "async")
+    for row, label in ((asynchronous, "async (Downpour)"), (synchronous, "sync")):
+        ax_versus.plot(row["curve"]["time"], np.mean(row["curve"]["accuracy"], 1), label=label)
+    ax_versus.set(xlabel="virtual time", ylabel="test accuracy",
+                  title=f"Async vs sync, {config.dc_workers} heterogeneous workers")
     runs = result["hogwild"]["runs"]
     ax_hog.bar([f"{r['processes']} process{'es' if r['processes'] > 1 else ''}" for r in runs],
                [r["samples_per_s"] for r in runs], color=["tab:gray", "tab:purple"])
@@ -328,7 +337,7 @@ def figures(config: AsyncConfig, result: dict) -> dict:
                      label=f"b = {row['backups']}")
     ax_sync.set(xlabel="virtual time", ylabel="test accuracy",
                 title=f"Sync, {config.sync_workers} workers, stragglers")
-    for ax in (ax_tau, ax_stale, ax_dc, ax_sync):
+    for ax in (ax_tau, ax_stale, ax_dc, ax_sync, ax_versus):
         ax.legend(fontsize=8)
     return {"async_sgd": fig}
 
@@ -337,7 +346,7 @@ EXPERIMENT = Experiment(
     name="async_sgd",
     section="Dean et al. 2012; Zhang et al. 2016; Zheng et al. 2017; Chen et al. 2016",
     title="Asynchronous SGD with a parameter server: staleness and its remedies",
-    version=1,
+    version=2,
     config_class=AsyncConfig,
     scales={
         "quick": {"hogwild_examples": 20_000, "hogwild_features": 10_000, "updates": 400, "taus": [0, 4, 16], "workers": [1, 4], "learners": 4,
