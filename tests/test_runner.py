@@ -27,7 +27,7 @@ def test_a_diverging_run_is_stored_as_diverged_and_the_sweep_goes_on(tmp_path):
     diverging = PARITY.config("quick", {**TINY, "lr": 1e38})
     healthy = PARITY.config("quick", TINY)
     args = Namespace(device="cpu", store=str(tmp_path / "s.sqlite"), json=True, scale="quick",
-                     seed=0, seeds=2)
+                     seed=0, seeds=2, backend="local", ray_address=None)
     assert cli.execute([(PARITY, diverging), (PARITY, healthy)], args) == 0
     runs = Store(tmp_path / "s.sqlite").runs()
     assert [run["status"] for run in runs] == ["diverged", "done"]
