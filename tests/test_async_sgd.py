@@ -29,6 +29,13 @@ def test_staleness_hurts_the_fixed_step_and_alpha_over_tau_recovers(run):
     assert fixed[("staleness", largest)] > fixed[("async", largest)] + 0.2
 
 
+def test_on_the_teacher_student_task_too_the_fixed_step_breaks_and_alpha_over_tau_does_not(run):
+    mse = {(r["rule"], r["tau"]): np.median(r["test_mse"]) for r in run["result"]["teacher"]}
+    largest = max(t for _, t in mse)
+    assert mse[("async", largest)] > 10 * mse[("async", 0)]
+    assert mse[("staleness", largest)] < 1.0  # better than predicting the mean
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"workers": [0, 4]}, "greater than 0"),
     ({"taus": [-1, 4]}, "greater than or equal to 0"),

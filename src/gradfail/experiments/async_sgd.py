@@ -6,7 +6,7 @@ parameters that have moved since its worker read them, by τ versions (its stale
 here in the deterministic simulator of `gradfail.parameter_server`, on an MLP (64-64-10) for
 scikit-learn's digits, every seed trained under the same schedule of delays:
 (1) a fixed delay τ ∈ {0 … 32} with the fixed step against the staleness-aware step α₀/τ
-(Zhang et al. 2016); (2) the staleness Downpour and n-softsync actually produce; (3) delay
+(Zhang et al. 2016), also on a synthetic teacher-student regression; (2) the staleness Downpour and n-softsync actually produce; (3) delay
 compensation, DC-ASGD (Zheng et al. 2017), against plain async; (4) synchronous SGD with backup
 workers under stragglers (Chen et al. 2016): step time and accuracy; (5) Hogwild! (Niu et al.
 2011), lock-free shared-memory SGD on a sparse problem, 1 vs 2 processes (wall-clock, so this
@@ -53,44 +53,80 @@ class AsyncConfig(Config):
     hogwild_features: PositiveInt = Field(100_000)
     hogwild_nonzeros: PositiveInt = Field(20, description="non-zero features per example")
     hogwild_epochs: PositiveInt = Field(2)
+    teacher_inputs: PositiveInt = Field(20, description="teacher-student input dimension")
 
 
 # --------------------------------------------------------------------------------------------
 # The task: digits, an MLP as one flat parameter row per seed.
 
 
-class Task:
-    """Digits, the MLP's flat layout, seeded minibatch gradients and test accuracy."""
+def teacher_data(config: AsyncConfig, ctx: RunContext) -> dict:
+    """The synthetic teacher-student task: x ~ N(0, I) in `teacher_inputs` dimensions, targets
+    from a random He-initialised ReLU teacher (inputs-32-1), scaled to unit variance; 2,000
+    training and 1,000 test points."""
+    generator = ctx.generator("teacher")
+    teacher = mlp_parameters(1, [config.teacher_inputs, 32, 1], generator, ctx.device)
+    x = torch.randn(1, 3_000, config.teacher_inputs, generator=generator, device=ctx.device)
+    y = mlp_forward(teacher, x)[0, :, 0]
+    y = (y - y.mean()) / y.std()
+    return {"train_x": x[0, :2_000], "train_y": y[:2_000], "test_x": x[0, 2_000:],
+            "test_y": y[2_000:]}
 
-    def __init__(self, config: AsyncConfig, ctx: RunContext, key: str):
-        self.data = digits(ctx.generator("digits"), ctx.device)
-        self.sizes = [64, config.hidden, 10]
+
+class Task:
+    """A problem's data, the MLP's flat layout, seeded minibatch gradients and the test score:
+    accuracy on digits (64-hidden-10, cross-entropy), or the test MSE over the targets'
+    variance on the teacher-student task (inputs-hidden-1, squared error)."""
+
+    def __init__(self, config: AsyncConfig, ctx: RunContext, key: str, problem: str = "digits"):
+        self.problem = problem
+        if problem == "digits":
+            self.data, self.sizes = digits(ctx.generator("digits"), ctx.device), [64, config
+                                                                                    .hidden, 10]
+        else:
+            self.data, self.sizes = teacher_data(config, ctx), [config.teacher_inputs,
+                                                                config.hidden, 1]
         init = mlp_parameters(ctx.n_seeds, self.sizes, ctx.generator("init"), ctx.device)
         self.shapes = [p.shape[1:] for p in init]
         self.initial = torch.cat([p.reshape(ctx.n_seeds, -1) for p in init], 1)
         self.batches = ctx.generator("batches", key)
         self.config, self.n_seeds = config, ctx.n_seeds
 
+    @property
+    def metric(self) -> str:
+        return "accuracy" if self.problem == "digits" else "test_mse"
+
     def unflatten(self, flat: torch.Tensor) -> list[torch.Tensor]:
         pieces = flat.split([math.prod(s) for s in self.shapes], dim=1)
         return [p.reshape(self.n_seeds, *s) for p, s in zip(pieces, self.shapes, strict=True)]
 
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.problem == "digits":
+            return torch.nn.functional.cross_entropy(outputs.transpose(1, 2), targets)
+        return (outputs[..., 0] - targets).square().mean()
+
     def gradient(self, params: torch.Tensor, worker: int, seq: int) -> torch.Tensor:
-        """∇ of each seed's mean cross-entropy on its own minibatch (drawn in event order)."""
+        """∇ of each seed's mean loss on its own minibatch (drawn in event order)."""
         flat = params.detach().requires_grad_(True)
         pick = torch.randint(len(self.data["train_y"]), (self.n_seeds, self.config.batch_size),
                              generator=self.batches, device=flat.device)
-        logits = mlp_forward(self.unflatten(flat), self.data["train_x"][pick])
-        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2),
-                                                 self.data["train_y"][pick])
+        outputs = mlp_forward(self.unflatten(flat), self.data["train_x"][pick])
+        loss = self.loss(outputs, self.data["train_y"][pick])
         return torch.autograd.grad(loss * self.n_seeds, flat)[0]
 
-    def accuracy(self, params: torch.Tensor) -> np.ndarray:
+    def score(self, params: torch.Tensor) -> np.ndarray:
+        """Per seed: test accuracy (0.1, chance, once diverged), or test MSE / Var(y) (capped
+        at 1e3, also when diverged)."""
         with torch.no_grad():
-            x = self.data["test_x"].expand(self.n_seeds, -1, -1)
-            right = mlp_forward(self.unflatten(params), x).argmax(-1) == self.data["test_y"]
-            accuracy = right.float().mean(1).cpu().numpy()
-        return np.where(torch.isfinite(params).all(1).cpu().numpy(), accuracy, 0.1)
+            outputs = mlp_forward(self.unflatten(params),
+                                  self.data["test_x"].expand(self.n_seeds, -1, -1))
+            finite = torch.isfinite(params).all(1).cpu().numpy()
+            if self.problem == "digits":
+                right = outputs.argmax(-1) == self.data["test_y"]
+                return np.where(finite, right.float().mean(1).cpu().numpy(), 0.1)
+            mse = (outputs[..., 0] - self.data["test_y"]).square().mean(1).cpu().numpy()
+            return np.where(finite & np.isfinite(mse), np.minimum(mse, 1e3), 1e3)
+
 
     def server(self, rule: str, lr: float, history: int = 64) -> ps.ServerLogic:
         return ps.ServerLogic(self.initial, rule, lr, self.config.dc_lambda, history)
@@ -100,7 +136,7 @@ def curve_logger(task: Task, every: int, into: dict) -> callable:
     def log(server: ps.ServerLogic, clock: float) -> None:
         if server.version % every == 0:
             into.setdefault("time", []).append(clock)
-            into.setdefault("accuracy", []).append(task.accuracy(server.params))
+            into.setdefault("accuracy", []).append(task.score(server.params))
     return log
 
 
@@ -108,11 +144,12 @@ def curve_logger(task: Task, every: int, into: dict) -> callable:
 # (1) Fixed delays, fixed step vs α₀/τ.
 
 
-def fixed_delay(config: AsyncConfig, rule: str, tau: int, lr: float, ctx: RunContext) -> dict:
-    task = Task(config, ctx, f"fixed {rule} {tau} {lr}")
+def fixed_delay(config: AsyncConfig, rule: str, tau: int, lr: float, ctx: RunContext,
+                problem: str = "digits") -> dict:
+    task = Task(config, ctx, f"fixed {rule} {tau} {lr}", problem)
     result = ps.simulate_fixed_delay(task.server(rule, lr, history=max(config.taus) + 2),
                                      task.gradient, tau, config.updates)
-    return {"rule": rule, "tau": tau, "lr": lr, "accuracy": task.accuracy(result.server.params)}
+    return {"rule": rule, "tau": tau, "lr": lr, task.metric: task.score(result.server.params)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,7 +177,7 @@ def async_run(config: AsyncConfig, rule: str, lr: float, ctx: RunContext) -> dic
                                config.updates, ps.Delays("heterogeneous"),
                                np.random.default_rng(ctx.seed),
                                on_update=curve_logger(task, config.updates // 20, curve))
-    return {"rule": rule, "accuracy": task.accuracy(result.server.params), "curve": curve,
+    return {"rule": rule, "accuracy": task.score(result.server.params), "curve": curve,
             **ps.staleness_summary(result.server.staleness)}
 
 
@@ -154,7 +191,7 @@ def sync_run(config: AsyncConfig, backups: int, lr: float, ctx: RunContext,
                               workers or config.sync_workers,
                               backups, updates, delays, np.random.default_rng(ctx.seed),
                               on_update=curve_logger(task, max(updates // 20, 1), curve))
-    return {"backups": backups, "accuracy": task.accuracy(result.server.params),
+    return {"backups": backups, "accuracy": task.score(result.server.params),
             "mean_step_time": float(np.mean(result.step_times)), "dropped": result.dropped,
             "curve": curve}
 
@@ -174,6 +211,21 @@ def run(config: AsyncConfig, ctx: RunContext) -> dict:
                 config, "async", 0, lr, ctx)))
             advance(1)
     alpha = grid[int(np.argmax([np.mean(r["accuracy"]) for r in grid]))]["lr"]
+    with ctx.track("teacher-student", len(config.lrs) + 2 * len(config.taus)) as advance:
+        teacher_grid = []
+        for lr in config.lrs:
+            teacher_grid.append(ctx.part(f"teacher sequential: lr={lr}", lambda lr=lr: fixed_delay(
+                config, "async", 0, lr, ctx, "teacher")))
+            advance(1)
+        teacher_alpha = teacher_grid[int(np.argmin([np.median(r["test_mse"])
+                                                    for r in teacher_grid]))]["lr"]
+        teacher = []
+        for rule in ("async", "staleness"):
+            for tau in config.taus:
+                teacher.append(ctx.part(f"teacher fixed: {rule}, {tau}, α₀={teacher_alpha}",
+                                        lambda r=rule, t=tau: fixed_delay(
+                                            config, r, t, teacher_alpha, ctx, "teacher")))
+                advance(1)
     jobs = ([("fixed", r, t) for r in ("async", "staleness") for t in config.taus]
             + [("downpour", w, 1) for w in config.workers]
             + [("softsync", config.learners, config.learners // n) for n in config.softsync]
@@ -196,7 +248,8 @@ def run(config: AsyncConfig, ctx: RunContext) -> dict:
             found[kind].append(ctx.part(f"{kind}: {a}, {b}, α₀={alpha}", compute))
             advance(1)
     found["hogwild"] = ctx.part("hogwild", lambda: hogwild_runs(config, ctx))
-    return {"lr_grid": grid, "alpha0": alpha, **found}
+    return {"lr_grid": grid, "alpha0": alpha, **found, "teacher": teacher,
+            "teacher_lr_grid": teacher_grid, "teacher_alpha0": teacher_alpha}
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,8 +347,16 @@ CLAIMS = (
 
 
 def figures(config: AsyncConfig, result: dict) -> dict:
-    fig, axes = new_grid(2, 3, width=4.6, height=3.4)
-    ax_tau, ax_stale, ax_hog, ax_dc, ax_sync, ax_versus = axes.ravel()
+    fig, axes = new_grid(2, 4, width=4.4, height=3.4)
+    ax_tau, ax_stale, ax_hog, ax_teacher, ax_dc, ax_sync, ax_versus, ax_empty = axes.ravel()
+    ax_empty.axis("off")
+    for rule, colour in (("async", "tab:red"), ("staleness", "tab:green")):
+        rows = [r for r in result["teacher"] if r["rule"] == rule]
+        ax_teacher.plot([r["tau"] for r in rows], [np.median(r["test_mse"]) for r in rows],
+                        "o-", color=colour, label={"async": "fixed step α₀",
+                                                   "staleness": "α₀/τ"}[rule])
+    ax_teacher.set(yscale="log", xlabel="fixed delay τ", ylabel="test MSE / Var(y)",
+                   title=f"Teacher-student, α₀ = {result['teacher_alpha0']:g}")
     (synchronous,) = result["versus"]
     asynchronous = next(r for r in result["dc"] if r["rule"] == "async")
     for row, label in ((asynchronous, "async (Downpour)"), (synchronous, "sync")):
@@ -337,7 +398,7 @@ def figures(config: AsyncConfig, result: dict) -> dict:
                      label=f"b = {row['backups']}")
     ax_sync.set(xlabel="virtual time", ylabel="test accuracy",
                 title=f"Sync, {config.sync_workers} workers, stragglers")
-    for ax in (ax_tau, ax_stale, ax_dc, ax_sync, ax_versus):
+    for ax in (ax_tau, ax_stale, ax_teacher, ax_dc, ax_sync, ax_versus):
         ax.legend(fontsize=8)
     return {"async_sgd": fig}
 
@@ -346,7 +407,7 @@ EXPERIMENT = Experiment(
     name="async_sgd",
     section="Dean et al. 2012; Zhang et al. 2016; Zheng et al. 2017; Chen et al. 2016",
     title="Asynchronous SGD with a parameter server: staleness and its remedies",
-    version=2,
+    version=3,
     config_class=AsyncConfig,
     scales={
         "quick": {"hogwild_examples": 20_000, "hogwild_features": 10_000, "updates": 400, "taus": [0, 4, 16], "workers": [1, 4], "learners": 4,
