@@ -9,10 +9,12 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import gradfail_cli
 
-from gradfail import ray_engine
+from gradfail import ray_engine, registry
+from gradfail.experiments import async_sgd
 from gradfail.errors import ConfigError
 from gradfail.parameter_server import Quadratic
 
@@ -55,6 +57,17 @@ def test_a_killed_server_restarts_from_its_checkpoint(cluster, tmp_path):
     (event,) = hurt.events
     assert "restarted from its checkpoint at version 20" in event  # at most K = 10 lost
     assert hurt.version == 60 and loss(hurt.params) < 1e-3 * loss(START)
+
+
+def test_a_killed_worker_costs_digits_accuracy_less_than_a_point(cluster):
+    config = registry.get("async_sgd").config("quick")
+    factory = async_sgd.TaskGradient(config.model_dump_json(), seed=0, n_seeds=2)
+    task = factory.task()
+    runs = [ray_engine.run_async(task.initial.numpy(), factory, 2, 600, lr=0.3, faults=faults)
+            for faults in ({}, {200: "worker"})]
+    accuracy = [task.score(torch.from_numpy(run.params)).mean() for run in runs]
+    assert runs[1].lost_gradients == 1 and runs[1].version == 600
+    assert accuracy[0] > 0.9 and abs(accuracy[0] - accuracy[1]) <= 0.01
 
 
 @pytest.mark.parametrize("address, message", [

@@ -236,7 +236,7 @@ class Quadratic:
     def curvature(self) -> torch.Tensor:
         return torch.linspace(0.5, 2.0, self.size)
 
-    def __call__(self) -> GradientFn:
+    def __call__(self, worker: int = 0) -> GradientFn:
         curvature = self.curvature()
 
         def gradient(params: torch.Tensor, worker: int, seq: int) -> torch.Tensor:

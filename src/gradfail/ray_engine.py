@@ -25,7 +25,7 @@ import torch
 from gradfail import parameter_server as ps
 from gradfail.errors import ConfigError
 
-GradientFactory = Callable[[], ps.GradientFn]  # built inside each worker process
+GradientFactory = Callable[[int], ps.GradientFn]  # factory(worker), built in the worker
 
 
 def ray_module():
@@ -116,7 +116,7 @@ class WorkerActor:
 
     def __init__(self, factory: GradientFactory, worker: int):
         torch.set_num_threads(1)
-        self.gradient, self.worker = factory(), worker
+        self.gradient, self.worker = factory(worker), worker
 
     def compute(self, state: tuple[np.ndarray, int], seq: int, die: bool = False
                 ) -> tuple[np.ndarray, int]:
@@ -169,7 +169,8 @@ def run_async(initial: np.ndarray, factory: GradientFactory, workers: int, updat
 
     def ask(w: int, state, die: bool = False) -> None:
         nonlocal seq
-        gradient, read = pool[w].compute.options(num_returns=2).remote(state, seq, die)
+        gradient, read = pool[w].compute.options(num_returns=2, max_task_retries=0).remote(
+            state, seq, die)
         in_flight[gradient] = (w, read)
         seq += 1
 
@@ -202,6 +203,15 @@ def run_async(initial: np.ndarray, factory: GradientFactory, workers: int, updat
         ask(w, state, kill == "worker")
         if kill == "server":
             ray.kill(server, no_restart=False)
+    # gradients still in flight are not applied; those whose worker died count as lost
+    settled, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=30)
+    for ref in settled:
+        try:
+            ray.get(in_flight[ref][1])
+        except ray.exceptions.RayActorError:
+            lost += 1
+            events.append(f"worker {in_flight[ref][0]} died: its in-flight gradient is lost "
+                          "(noticed at the end)")
     final = ray.get(server.state.remote())
     params, _ = ray.get(server.read.remote())
     for actor in [server, *pool]:

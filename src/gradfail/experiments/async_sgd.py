@@ -16,6 +16,7 @@ part alone depends on the machine).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -130,6 +131,25 @@ class Task:
 
     def server(self, rule: str, lr: float, history: int = 64) -> ps.ServerLogic:
         return ps.ServerLogic(self.initial, rule, lr, self.config.dc_lambda, history)
+
+
+@dataclass(frozen=True)
+class TaskGradient:
+    """A picklable gradient factory for real workers (`ray_engine`): each worker process builds
+    its own Task, drawing its own minibatches."""
+
+    config_json: str
+    seed: int
+    n_seeds: int
+    problem: str = "digits"
+
+    def task(self, worker: int = 0) -> Task:
+        config = AsyncConfig.model_validate_json(self.config_json)
+        ctx = RunContext(torch.device("cpu"), self.seed, self.n_seeds)
+        return Task(config, ctx, f"worker {worker}", self.problem)
+
+    def __call__(self, worker: int = 0) -> ps.GradientFn:
+        return self.task(worker).gradient
 
 
 def curve_logger(task: Task, every: int, into: dict) -> callable:
