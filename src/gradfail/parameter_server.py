@@ -64,6 +64,16 @@ class ServerLogic:
                                    f"{self.history}")
         self._buffer[0] = self.params
 
+    def restore(self, params: torch.Tensor, version: int, staleness: list[int]) -> None:
+        """Back to a checkpoint: its parameters become the only version in the history."""
+        self.params, self.version, self.staleness = params, version, staleness
+        self._buffer = {version: params}
+
+    def held(self, version: int) -> int:
+        """`version` clamped to those the history holds (after a restore, a worker's read may
+        be older than the checkpoint, or newer)."""
+        return min(max(version, min(self._buffer)), self.version)
+
     def read(self) -> tuple[torch.Tensor, int]:
         """What a worker gets: the parameters (never modified in place) and their version."""
         return self.params, self.version

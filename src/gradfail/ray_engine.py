@@ -83,10 +83,8 @@ class ServerActor:
         self.restored = False
         if checkpoint and Path(checkpoint).exists():
             saved = np.load(checkpoint)
-            self.logic.params = torch.from_numpy(saved["params"])
-            self.logic.version = int(saved["version"])
-            self.logic.staleness = saved["staleness"].tolist()
-            self.logic._buffer = {self.logic.version: self.logic.params}
+            self.logic.restore(torch.from_numpy(saved["params"]), int(saved["version"]),
+                               saved["staleness"].tolist())
             self.restored = True
 
     def read(self) -> tuple[np.ndarray, int]:
@@ -96,9 +94,7 @@ class ServerActor:
              ) -> tuple[tuple[np.ndarray, int], int]:
         """Apply one gradient; returns the new state (for workers) and its version (for the
         coordinator), as two objects."""
-        # after a restore, versions read from the dead server may be gone or ahead: clamp
-        read_version = min(max(read_version, min(self.logic._buffer)), self.logic.version)
-        self.logic.apply([(torch.from_numpy(np.array(gradient)), read_version)])
+        self.logic.apply([(torch.from_numpy(np.array(gradient)), self.logic.held(read_version))])
         if self.checkpoint and self.logic.version % self.every == 0:
             partial = f"{self.checkpoint}.partial.npz"
             np.savez(partial, params=self.logic.params.numpy(), version=self.logic.version,

@@ -366,15 +366,20 @@ CLAIMS = (
 )
 
 
+def plot_delay_sweep(ax, runs: list[dict], metric: str) -> None:
+    """The median `metric` over seeds against τ, for the fixed step and for α₀/τ."""
+    for rule, colour, label in (("async", "tab:red", "fixed step α₀"),
+                                ("staleness", "tab:green", "α₀/τ")):
+        rows = [r for r in runs if r["rule"] == rule]
+        ax.plot([r["tau"] for r in rows], [np.median(r[metric]) for r in rows], "o-",
+                color=colour, label=label)
+
+
 def figures(config: AsyncConfig, result: dict) -> dict:
     fig, axes = new_grid(2, 4, width=4.4, height=3.4)
     ax_tau, ax_stale, ax_hog, ax_teacher, ax_dc, ax_sync, ax_versus, ax_empty = axes.ravel()
     ax_empty.axis("off")
-    for rule, colour in (("async", "tab:red"), ("staleness", "tab:green")):
-        rows = [r for r in result["teacher"] if r["rule"] == rule]
-        ax_teacher.plot([r["tau"] for r in rows], [np.median(r["test_mse"]) for r in rows],
-                        "o-", color=colour, label={"async": "fixed step α₀",
-                                                   "staleness": "α₀/τ"}[rule])
+    plot_delay_sweep(ax_teacher, result["teacher"], "test_mse")
     ax_teacher.set(yscale="log", xlabel="fixed delay τ", ylabel="test MSE / Var(y)",
                    title=f"Teacher-student, α₀ = {result['teacher_alpha0']:g}")
     (synchronous,) = result["versus"]
@@ -390,10 +395,7 @@ def figures(config: AsyncConfig, result: dict) -> dict:
         ax_hog.annotate(f"loss {r['loss']:.4f}", (index, r["samples_per_s"]), ha="center",
                         va="bottom", fontsize=8)
     ax_hog.set(ylabel="samples / s", title="Hogwild!: lock-free, sparse logistic regression")
-    for rule, colour in (("async", "tab:red"), ("staleness", "tab:green")):
-        rows = [r for r in result["fixed"] if r["rule"] == rule]
-        ax_tau.plot([r["tau"] for r in rows], [np.mean(r["accuracy"]) for r in rows], "o-",
-                    color=colour, label={"async": "fixed step α₀", "staleness": "α₀/τ"}[rule])
+    plot_delay_sweep(ax_tau, result["fixed"], "accuracy")
     ax_tau.set(xlabel="fixed delay τ", ylabel="test accuracy",
                title=f"Stale gradients, α₀ = {result['alpha0']:g}")
     for rows, label, xs in ((result["downpour"], "Downpour", [r["workers"] - 1 for r in
