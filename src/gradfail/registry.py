@@ -26,6 +26,7 @@ EXPERIMENT_MODULES = (
     "gradfail.experiments.three_node",
     "gradfail.experiments.optimality_gap",
     "gradfail.experiments.async_sgd",
+    "gradfail.experiments.async_escape",
 )
 
 
