@@ -152,7 +152,20 @@ def check_matched_noise(config: EscapeConfig, result: dict) -> Check:
     return Check.judge(bool(better), float(len(better)), detail)
 
 
+def check_delay_limits_the_step(config: EscapeConfig, result: dict) -> Check:
+    finite = {r["tau"]: float(np.isfinite(np.asarray(r["loss"], dtype=float)).mean())
+              for r in result["stale"]}
+    largest = max(finite)
+    return Check.judge(finite[0] == 1.0 and finite[largest] == 0.0, finite[largest],
+                       "fraction of seeds with a finite final loss by τ: " + ", ".join(
+                           f"{t}: {f:.2f}" for t, f in finite.items()) + f" (lr {config.lr:g})")
+
+
 CLAIMS = (
+    Claim("delay shrinks the stable step", "delayed SGD needs a step ~1/(L·τ): a step stable "
+          "without delay diverges once τ is large (Agarwal & Duchi 2011; the reason for α₀/τ, "
+          "Zhang et al. 2016)", "every seed finite at τ = 0, none at the largest τ",
+          check_delay_limits_the_step),
     Claim("staleness helps escape local optima", "the notes' guess: stale asynchronous updates "
           "helped the cat network (Le et al. 2012) out of poor local optima", "the best τ > 0 "
           "reaches the global loss more often than synchronous SGD, Wilson 95% intervals apart",
@@ -185,7 +198,7 @@ EXPERIMENT = Experiment(
     name="async_escape",
     section="the notes' open question; Safran & Shamir 2018",
     title="Does asynchrony help escape local optima? Stale gradients vs matched noise",
-    version=1,
+    version=2,
     config_class=EscapeConfig,
     scales={
         "quick": {"steps": 2_000, "taus": [0, 2, 8]},
