@@ -27,6 +27,7 @@ EXPERIMENT_MODULES = (
     "gradfail.experiments.optimality_gap",
     "gradfail.experiments.async_sgd",
     "gradfail.experiments.async_escape",
+    "gradfail.experiments.weight_sharing",
 )
 
 
