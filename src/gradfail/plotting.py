@@ -48,6 +48,13 @@ def band(ax, x, values, label: str, color=None) -> None:
         ax.fill_between(x, values.min(0), values.max(0), color=line.get_color(), alpha=0.2, lw=0)
 
 
+def fractions(ax, x, found, label: str, color=None, fmt: str = "o-") -> None:
+    """Fractions with their intervals as error bars; found: rows of (fraction, low, high, …)."""
+    found = np.asarray(found, dtype=float)[:, :3]
+    ax.errorbar(x, found[:, 0], yerr=[found[:, 0] - found[:, 1], found[:, 2] - found[:, 0]],
+                fmt=fmt, color=color, capsize=3, label=label)
+
+
 def log_ticks(ax, values) -> None:
     """A log x axis labelled at exactly `values` (depths, sizes), with no minor labels."""
     ax.set_xscale("log")

@@ -18,11 +18,11 @@ import math
 import numpy as np
 import torch
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
-from scipy import stats
 
 from gradfail import parameter_server as ps
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
-from gradfail.plotting import new_figure
+from gradfail.plotting import fractions, new_figure
+from gradfail.statistics import wilson
 
 
 class EscapeConfig(Config):
@@ -127,9 +127,7 @@ def run(config: EscapeConfig, ctx: RunContext) -> dict:
 
 
 def reached(row: dict, config: EscapeConfig) -> tuple[float, float, float, int]:
-    hits = np.asarray(row["loss"], dtype=float) < config.success
-    interval = stats.binomtest(int(hits.sum()), len(hits)).proportion_ci(0.95, "wilson")
-    return float(hits.mean()), float(interval.low), float(interval.high), len(hits)
+    return wilson(np.asarray(row["loss"], dtype=float) < config.success)
 
 
 def check_staleness_helps(config: EscapeConfig, result: dict) -> Check:
@@ -190,10 +188,8 @@ def figures(config: EscapeConfig, result: dict) -> dict:
                                         (result["matched"], "matched isotropic noise",
                                          "tab:blue", 0.15)):
         taus = [r.get("matches_tau", r["tau"]) for r in rows]
-        found = np.array([reached(r, config)[:3] for r in rows])
-        ax.errorbar(np.array(taus) + offset, found[:, 0], yerr=[found[:, 0] - found[:, 1],
-                                                                found[:, 2] - found[:, 0]],
-                    fmt="o", color=colour, capsize=3, label=label)
+        fractions(ax, np.array(taus) + offset, [reached(r, config) for r in rows], label,
+                  colour, fmt="o")
     ax.set(xlabel="staleness τ (noise: matched to τ)", ylabel="P(reach the global loss)",
            ylim=(-0.03, 1.03), xticks=config.taus,
            title=f"Escaping spurious minima, k = {config.units} (95% Wilson)")

@@ -23,13 +23,13 @@ import math
 import numpy as np
 import torch
 from pydantic import Field, PositiveFloat, PositiveInt
-from scipy import stats
 
 from gradfail import exact
 from gradfail.batched import hinge_loss
 from gradfail.deep_nets import known_name, mlp_forward, mlp_parameters
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
-from gradfail.plotting import log_ticks, new_grid
+from gradfail.plotting import fractions, log_ticks, new_grid
+from gradfail.statistics import wilson
 
 KINDS = {
     "teacher": "l1", "noisy teacher": "l1", "xor": "hinge", "random labels": "hinge",
@@ -194,9 +194,7 @@ def success(instances: list[dict], arm: str, tolerance: float) -> tuple[float, f
     certified = [i for i in instances if i["certificate"]["certified"]]
     if not certified:
         return math.nan, math.nan, math.nan, 0
-    hits = np.concatenate([gaps(i, arm) <= tolerance for i in certified])
-    interval = stats.binomtest(int(hits.sum()), len(hits)).proportion_ci(0.95, "wilson")
-    return float(hits.mean()), float(interval.low), float(interval.high), len(hits)
+    return wilson(np.concatenate([gaps(i, arm) <= tolerance for i in certified]))
 
 
 def describe(name: str, found: tuple) -> str:
@@ -312,17 +310,11 @@ def figures(config: GapConfig, result: dict) -> dict:
         for ax, xs, name in ((ax_width, config.widths, lambda w: arm_name(optimiser, w, 1)),
                              (ax_depth, config.depths, lambda d: arm_name(optimiser,
                                                                            config.width, d))):
-            found = np.array([success(result["base"], name(v), config.tolerance)[:3]
-                              for v in xs])
-            ax.errorbar(xs, found[:, 0], yerr=[found[:, 0] - found[:, 1],
-                                               found[:, 2] - found[:, 0]],
-                        fmt="o-", color=colour, capsize=3, label=optimiser)
-        by_size = np.array([success([i for i in result["size"] if i["points"] == n],
-                                    arm_name(optimiser, config.width, 1), config.tolerance)[:3]
-                            for n in config.sizes])
-        ax_size.errorbar(config.sizes, by_size[:, 0], yerr=[by_size[:, 0] - by_size[:, 1],
-                                                            by_size[:, 2] - by_size[:, 0]],
-                         fmt="o-", color=colour, capsize=3, label=optimiser)
+            fractions(ax, xs, [success(result["base"], name(v), config.tolerance) for v in xs],
+                      optimiser, colour)
+        fractions(ax_size, config.sizes, [success(
+            [i for i in result["size"] if i["points"] == n], arm_name(optimiser, config.width, 1),
+            config.tolerance) for n in config.sizes], optimiser, colour)
     ax_cdf.axvline(config.tolerance, color="black", ls=":", lw=1)
     ax_cdf.set(xscale="log", xlabel="normalised gap g = (L − L*)/(L₀ − L*)",
                ylabel="fraction of restarts", title=f"Restarts at the certified width "
