@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gradfail import registry
+from gradfail import convnet, registry
 from gradfail.errors import ConfigError
 from gradfail.experiments import weight_sharing as ws
 
@@ -17,12 +17,12 @@ def test_a_locally_connected_layer_with_tied_filters_is_the_convolution():
     conv = ws.parameters("convolution", config, 2, torch.Generator().manual_seed(0))
     local = [conv[0][:, None].expand(-1, ws.positions(config), -1, -1), *conv[1:]]
     x = torch.rand(2, 4, 12, 12)
-    torch.testing.assert_close(ws.forward("locally connected", local, x, config),
-                               ws.forward("convolution", conv, x, config))
+    torch.testing.assert_close(convnet.forward(local, x, 3),
+                               convnet.forward(conv, x, 3))
     reference = torch.nn.functional.conv2d(x[0][:, None], conv[0][0].reshape(-1, 1, 3, 3))
     hidden = torch.relu(reference + conv[1][0][None, :, :, None])
     logits = hidden.flatten(1) @ conv[2][0] + conv[3][0]
-    torch.testing.assert_close(ws.forward("convolution", conv, x, config)[0], logits)
+    torch.testing.assert_close(convnet.forward(conv, x, 3)[0], logits)
 
 
 def test_the_parameter_ratio_is_the_number_of_positions(quick_store):

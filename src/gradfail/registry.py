@@ -28,6 +28,7 @@ EXPERIMENT_MODULES = (
     "gradfail.experiments.async_sgd",
     "gradfail.experiments.async_escape",
     "gradfail.experiments.weight_sharing",
+    "gradfail.experiments.skip_flat",
 )
 
 

@@ -18,10 +18,9 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
-from gradfail.data.lines import line_labels, random_lines, rasterise
+from gradfail import convnet
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
 from gradfail.plotting import band, log_ticks, new_figure
 
@@ -50,41 +49,17 @@ class SharingConfig(Config):
 
 
 # --------------------------------------------------------------------------------------------
-# The two layers, with a leading seed axis: x (seeds, batch, side, side).
+# The two layers (gradfail.convnet): one filter bank, or one per output position.
 
 
 def positions(config: SharingConfig) -> int:
-    return (config.size - config.kernel + 1) ** 2
+    return convnet.positions(config.size, config.kernel)
 
 
 def parameters(layer: str, config: SharingConfig, n_seeds: int, generator: torch.Generator
                ) -> list[torch.Tensor]:
-    """[filters, biases, read-out, read-out bias]: filters (seeds, channels, k²) for the
-    convolution, (seeds, positions, channels, k²) for the locally connected layer."""
-    fan_in, p = config.kernel**2, positions(config)
-    shape = (n_seeds, config.channels, fan_in) if layer == "convolution" else (
-        n_seeds, p, config.channels, fan_in)
-    draw = {"generator": generator, "device": generator.device}
-    filters = torch.randn(shape, **draw) * math.sqrt(2 / fan_in)
-    readout = torch.randn(n_seeds, config.channels * p, 2, **draw) / math.sqrt(config.channels
-                                                                                * p)
-    return [filters, torch.zeros(n_seeds, config.channels, 1, device=generator.device),
-            readout, torch.zeros(n_seeds, 1, 2, device=generator.device)]
-
-
-def forward(layer: str, params: list[torch.Tensor], x: torch.Tensor, config: SharingConfig
-            ) -> torch.Tensor:
-    """Logits (seeds, batch, 2): the layer, ReLU, flatten, linear."""
-    seeds, batch = x.shape[:2]
-    patches = F.unfold(x.reshape(seeds * batch, 1, config.size, config.size), config.kernel)
-    patches = patches.reshape(seeds, batch, config.kernel**2, -1)  # (s, b, k², positions)
-    filters, bias, readout, readout_bias = params
-    if layer == "convolution":
-        hidden = torch.einsum("sbcp,soc->sbop", patches, filters)
-    else:
-        hidden = torch.einsum("sbcp,spoc->sbop", patches, filters)
-    hidden = torch.relu(hidden + bias[:, None])
-    return torch.baddbmm(readout_bias, hidden.flatten(2), readout)
+    return convnet.parameters(n_seeds, config.size, config.kernel, config.channels, 2,
+                              generator, untied=layer == "locally connected")
 
 
 # --------------------------------------------------------------------------------------------
@@ -97,7 +72,7 @@ def _peak_in_child(layer: str, config: SharingConfig, queue) -> None:
                                                          torch.Generator().manual_seed(0))]
     x = torch.rand(1, config.memory_batch, config.size, config.size)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    forward(layer, params, x, config).square().sum().backward()
+    convnet.forward(params, x, config.kernel).square().sum().backward()
     queue.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
 
 
@@ -120,7 +95,7 @@ def cost(layer: str, config: SharingConfig) -> dict:
     times = []
     for _ in range(5):
         start = time.perf_counter()
-        forward(layer, params, x, config).square().sum().backward()
+        convnet.forward(params, x, config.kernel).square().sum().backward()
         times.append(time.perf_counter() - start)
     return {"layer": layer, "layer_parameters": params[0].numel() + params[1].numel(),
             "parameters": sum(p.numel() for p in params), "seconds": float(np.median(times)),
@@ -132,27 +107,12 @@ def cost(layer: str, config: SharingConfig) -> dict:
 
 
 def train(layer: str, n: int, config: SharingConfig, ctx: RunContext) -> dict:
-    lines = random_lines((ctx.n_seeds, n), ctx.generator("train", n))
-    images, labels = rasterise(lines, config.size), (line_labels(lines) > 0).long()
-    test_lines = random_lines((config.test_samples,), ctx.generator("test"))
-    test_images = rasterise(test_lines, config.size).expand(ctx.n_seeds, -1, -1, -1)
-    test_labels = (line_labels(test_lines) > 0).long()
-    params = [p.requires_grad_(True) for p in parameters(layer, config, ctx.n_seeds,
-                                                         ctx.generator("init", layer))]
-    step = torch.optim.Adam(params, lr=config.lr)
-    batches = ctx.generator("batches", layer, n)
-    for _ in range(config.steps):
-        pick = torch.randint(n, (ctx.n_seeds, config.batch_size), generator=batches,
-                             device=ctx.device)
-        x = images.gather(1, pick[..., None, None].expand(-1, -1, config.size, config.size))
-        logits = forward(layer, params, x, config)
-        loss = F.cross_entropy(logits.transpose(1, 2), labels.gather(1, pick))
-        step.zero_grad(set_to_none=True)
-        (loss * ctx.n_seeds).backward()
-        step.step()
-    with torch.no_grad():
-        right = forward(layer, params, test_images, config).argmax(-1) == test_labels
-    return {"layer": layer, "n": n, "accuracy": right.float().mean(1).cpu().numpy()}
+    task = convnet.line_angle_task(ctx.n_seeds, n, config.test_samples, config.size,
+                                   ctx.generator("train", n), ctx.generator("test"))
+    params = parameters(layer, config, ctx.n_seeds, ctx.generator("init", layer))
+    fitted = convnet.fit(params, task, config.kernel, config.steps, config.batch_size, config.lr,
+                         ctx.generator("batches", layer, n))
+    return {"layer": layer, "n": n, "accuracy": fitted["accuracy"][-1].cpu().numpy()}
 
 
 def run(config: SharingConfig, ctx: RunContext) -> dict:
