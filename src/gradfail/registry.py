@@ -29,6 +29,7 @@ EXPERIMENT_MODULES = (
     "gradfail.experiments.async_escape",
     "gradfail.experiments.weight_sharing",
     "gradfail.experiments.skip_flat",
+    "gradfail.experiments.designed_filters",
 )
 
 
