@@ -30,6 +30,7 @@ EXPERIMENT_MODULES = (
     "gradfail.experiments.weight_sharing",
     "gradfail.experiments.skip_flat",
     "gradfail.experiments.designed_filters",
+    "gradfail.experiments.cost_functions",
 )
 
 
