@@ -1,0 +1,120 @@
+"""Per-sample squared gradient norms without materialising per-sample gradients where avoidable.
+
+For a Linear layer z = W a + b seen on a batch, sample i's weight gradient is δᵢ aᵢᵀ (δ = ∂L/∂z),
+so its squared norm is ‖δᵢ‖²‖aᵢ‖² ("ghost norms", Goodfellow 2015); with a sequence axis it is
+Σₜₜ′ (aₜ·aₜ′)(δₜ·δₜ′), or the materialised gradient when that is smaller. A convolution's
+per-sample gradient δᵢ·unfold(aᵢ)ᵀ is as cheap as its weight gradient, so it is formed. The
+inputs a come from forward hooks, the δ from hooks on the outputs. `functional_norms` is the
+general path for any module, by torch.func `vmap(grad)` of a per-sample loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+HOOKED = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
+def hookable(module: nn.Module) -> bool:
+    if isinstance(module, nn.Linear):
+        return True
+    return (isinstance(module, nn.Conv1d | nn.Conv2d) and module.groups == 1
+            and module.padding_mode == "zeros" and not isinstance(module.padding, str))
+
+
+class GradientCapture:
+    """Hooks on a model's Linear and Conv layers that keep each layer's input and output grad for
+    the current step; `norms()` turns them into per-sample squared norms."""
+
+    def __init__(self, model: nn.Module):
+        self.layers = [m for m in model.modules() if hookable(m)
+                       and any(p.requires_grad for p in m.parameters(recurse=False))]
+        self.seen: dict[nn.Module, list[dict]] = {}
+        self.active = True
+        self.handles = [m.register_forward_hook(self._forward) for m in self.layers]
+
+    def _forward(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        if not (self.active and torch.is_grad_enabled() and isinstance(output, torch.Tensor)
+                and output.requires_grad):
+            return
+        entry = {"a": inputs[0].detach(), "d": None}
+        self.seen.setdefault(module, []).append(entry)
+
+        def keep(grad: torch.Tensor) -> None:
+            entry["d"] = grad.detach()
+        output.register_hook(keep)
+
+    def clear(self) -> None:
+        self.seen.clear()
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.clear()
+
+    def norms(self) -> tuple[torch.Tensor, list[nn.Module]] | None:
+        """(per-sample squared norms (B,) summed over the layers seen once with a gradient, those
+        layers), or None when no layer qualifies."""
+        total, used = None, []
+        for module, entries in self.seen.items():
+            if len(entries) != 1 or entries[0]["d"] is None:
+                continue  # used twice in a step, or no gradient reached it
+            squared = layer_norms(module, entries[0]["a"], entries[0]["d"])
+            if total is not None and squared.shape != total.shape:
+                continue  # a layer that does not see the batch as its first axis
+            total = squared if total is None else total + squared
+            used.append(module)
+        return None if total is None else (total, used)
+
+
+def layer_norms(module: nn.Module, a: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """Squared norms (B,) of one layer's per-sample gradients (weight and bias)."""
+    batch = a.shape[0]
+    if isinstance(module, nn.Linear):
+        a, d = a.reshape(batch, -1, a.shape[-1]), d.reshape(batch, -1, d.shape[-1])
+        if a.shape[1] == 1:
+            squared = a.square().sum((1, 2)) * d.square().sum((1, 2))
+        elif a.shape[1] ** 2 <= a.shape[2] * d.shape[2]:
+            squared = ((a @ a.transpose(1, 2)) * (d @ d.transpose(1, 2))).sum((1, 2))
+        else:
+            squared = (d.transpose(1, 2) @ a).square().sum((1, 2))
+        bias_grad = d.sum(1)
+    else:
+        unfold = F.unfold if isinstance(module, nn.Conv2d) else _unfold_1d
+        patches = unfold(a, module.kernel_size, dilation=module.dilation,
+                         padding=module.padding, stride=module.stride)
+        d = d.reshape(batch, d.shape[1], -1)
+        squared = (d @ patches.transpose(1, 2)).square().sum((1, 2))
+        bias_grad = d.sum(2)
+    if not module.weight.requires_grad:
+        squared = torch.zeros_like(squared)
+    if module.bias is not None and module.bias.requires_grad:
+        squared = squared + bias_grad.square().sum(1)
+    return squared
+
+
+def _unfold_1d(a: torch.Tensor, kernel_size, dilation, padding, stride) -> torch.Tensor:
+    return F.unfold(a[..., None], (kernel_size[0], 1), dilation=(dilation[0], 1),
+                    padding=(padding[0], 0), stride=(stride[0], 1))
+
+
+def functional_norms(model: nn.Module, loss_fn: Callable, inputs: torch.Tensor,
+                     targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-sample squared gradient norms (B,), squared norm of their mean) of
+    loss_fn(model(xᵢ), yᵢ) over every parameter that requires grad, by vmap(grad)."""
+    from torch.func import functional_call, grad, vmap
+
+    params = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
+    buffers = dict(model.named_buffers())
+
+    def loss_of_one(p: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = functional_call(model, (p, buffers), (x[None],))
+        return loss_fn(out, y[None])
+    grads = vmap(grad(loss_of_one), in_dims=(None, 0, 0), randomness="different")(
+        params, inputs, targets)
+    flat = torch.cat([g.flatten(1) for g in grads.values()], 1)
+    return flat.square().sum(1), flat.mean(0).square().sum()
