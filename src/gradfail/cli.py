@@ -82,6 +82,14 @@ def build_parser() -> Parser:
     claims = commands.add_parser("claims", help="the claims of each experiment's latest run")
     add_store(claims)
     add_json(claims)
+    doctor = commands.add_parser("doctor", help="run a training script under the doctor, or "
+                                 "validate the doctor on the failure zoo (--zoo)")
+    doctor.add_argument("script", nargs="?", help="a Python training script")
+    doctor.add_argument("script_args", nargs=argparse.REMAINDER, help="its arguments")
+    doctor.add_argument("--zoo", action="store_true", help="validate on the failure zoo")
+    doctor.add_argument("--seeds", type=positive_int, default=2, help="zoo seeds per case")
+    add_store(doctor)
+    add_json(doctor)
     return parser
 
 
@@ -230,12 +238,63 @@ def cmd_claims(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "reproduce": cmd_reproduce, "runs": cmd_runs,
-            "report": cmd_report, "claims": cmd_claims}
 
 
 # --------------------------------------------------------------------------------------------
 # Human output.
+
+
+def cmd_doctor(args) -> int:
+    if args.zoo:
+        return doctor_zoo(args)
+    if not args.script:
+        raise GradfailError("name a training script, or --zoo")
+    from gradfail.doctor.script import run_script
+    from gradfail.store import Store
+
+    from rich.console import Console
+
+    store = Store(args.store)
+    for doctor in run_script(args.script, args.script_args):
+        found = doctor.report(store=store, console=Console(stderr=args.json))
+        if args.json:
+            print(json.dumps([vars(v) for v in found], indent=2))
+    return 0
+
+
+def doctor_zoo(args) -> int:
+    from rich.table import Table
+
+    from gradfail.doctor import zoo
+
+    from gradfail.runner import progress_bars
+
+    with progress_bars(enabled=sys.stdout.isatty() and not args.json) as progress:
+        found = zoo.validate(args.seeds, progress=progress.task(
+            "the doctor on the failure zoo", len(zoo.CASES) * args.seeds))
+    if args.json:
+        print(json.dumps(found, indent=2, default=float))
+        return 0
+    matrix = Table(title=f"The doctor on the failure zoo ({len(zoo.CASES)} cases × "
+                         f"{args.seeds} seeds): labelled (rows) vs named (columns)")
+    matrix.add_column("label")
+    for column in found["columns"]:
+        matrix.add_column(column, justify="right")
+    for row, counts in zip(found["rows"], found["matrix"], strict=True):
+        matrix.add_row(row, *map(str, counts))
+    scores = Table(title="Per verdict")
+    for column in ("verdict", "cases", "precision", "recall", "median delay (steps)"):
+        scores.add_column(column)
+    for verdict, s in found["scores"].items():
+        scores.add_row(verdict, str(s["cases"]), f"{s['precision']:.2f}", f"{s['recall']:.2f}",
+                       f"{s['delay']:.0f}")
+    console().print(matrix)
+    console().print(scores)
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "reproduce": cmd_reproduce, "runs": cmd_runs,
+            "report": cmd_report, "claims": cmd_claims, "doctor": cmd_doctor}
 
 
 def console():

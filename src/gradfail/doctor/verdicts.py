@@ -152,7 +152,7 @@ def diagnose(history: list[dict], layers: dict, window: int = 50) -> list[Verdic
         name("ill-conditioned", high / low / ILL_CONDITIONED, f"Hessian κ ≥ λ_max/λ_min = "
              f"{high:.3g}/{low:.3g} = {high / low:.3g}; {trend}")
     # a noisy gradient is a failure of its own only when no mechanism above explains it
-    explained = not conditioned or dead_units or flat_function
+    explained = not conditioned or dead_units or flat_function or depth < VANISHING
     batch_snr = recent(history, "batch_snr", window)
     if stalled and not explained and batch_snr < NO_SIGNAL_BATCH_SNR:
         name("no gradient signal", NO_SIGNAL_BATCH_SNR / max(batch_snr, 1e-9),

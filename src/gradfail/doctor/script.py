@@ -1,0 +1,91 @@
+"""`gradfail doctor SCRIPT.py`: a user's unchanged training script, run under the doctor.
+
+Global hooks find what to watch: every module that runs a forward pass is remembered, and at
+an optimizer's first step the largest remembered module whose parameters that optimizer
+trains becomes the watched model (from the next step on). Each scalar `.backward()` records
+the loss the step is judged by. The script's own exceptions are shown with their traceback.
+"""
+
+from __future__ import annotations
+
+import runpy
+import sys
+import traceback
+import weakref
+from pathlib import Path
+
+import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
+from torch import nn
+
+from gradfail.doctor.monitor import Doctor, DoctorError
+
+
+class ScriptWatch:
+    """The global hooks, and one Doctor per optimizer found."""
+
+    def __init__(self):
+        self.seen: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+        self.doctors: dict[int, Doctor] = {}
+        self.loss: float | None = None
+        self._backward = torch.Tensor.backward
+
+    def __enter__(self) -> ScriptWatch:
+        watch = self
+
+        def backward(tensor: torch.Tensor, *args, **kwargs):
+            if tensor.numel() == 1:
+                watch.loss = float(tensor.detach())
+            return watch._backward(tensor, *args, **kwargs)
+        torch.Tensor.backward = backward
+        self._handles = [
+            nn.modules.module.register_module_forward_hook(
+                lambda module, inputs, output: self.seen.add(module)),
+            register_optimizer_step_post_hook(self._stepped)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        torch.Tensor.backward = self._backward
+        for handle in self._handles:
+            handle.remove()
+        for doctor in self.doctors.values():
+            doctor.close()
+
+    def _stepped(self, optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+        doctor = self.doctors.get(id(optimizer))
+        if doctor is None:
+            trained = {id(p) for group in optimizer.param_groups for p in group["params"]}
+            candidates = [m for m in list(self.seen) if (params := list(m.parameters()))
+                          and all(id(p) in trained for p in params)]
+            if candidates:
+                model = max(candidates, key=lambda m: sum(p.numel() for p in m.parameters()))
+                self.doctors[id(optimizer)] = Doctor(model, optimizer,
+                                                     name=type(model).__name__)
+        elif self.loss is not None:
+            doctor.step(self.loss)
+
+
+def run_script(path: str, argv: list[str]) -> list[Doctor]:
+    """Run the script as __main__ with `argv`; the doctors that watched it."""
+    script = Path(path)
+    if not script.is_file():
+        raise DoctorError(f"no such script: {path}")
+    saved_argv = sys.argv
+    sys.argv = [str(script), *argv]
+    try:
+        with ScriptWatch() as watch:
+            try:
+                runpy.run_path(str(script), run_name="__main__")
+            except SystemExit as done:
+                if done.code not in (None, 0):
+                    raise DoctorError(f"{path} exited with status {done.code}") from None
+            except Exception as error:
+                traceback.print_exc()
+                raise DoctorError(f"{path} raised {type(error).__name__}: {error}") from None
+            doctors = list(watch.doctors.values())
+    finally:
+        sys.argv = saved_argv
+    if not doctors:
+        raise DoctorError(f"{path} never stepped an optimizer of a model that ran forward: "
+                          "nothing to diagnose")
+    return doctors
