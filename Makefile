@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(PY) bench/issue7_batching.py
 	$(PY) bench/exact_certify.py
 	$(PY) bench/async_throughput.py
+	$(PY) bench/doctor_overhead.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
