@@ -21,6 +21,17 @@ def _load() -> tuple[np.ndarray, np.ndarray]:
     return images.astype(np.float32), labels.astype(np.int64)
 
 
+TRAINING_DIGITS = 1_437  # the 80% training split of the 1,797 images
+
+
+def check_training_sizes(sizes: list[int]) -> list[int]:
+    """A pydantic validator's body: training-set sizes must fit in the training split."""
+    if max(sizes) > TRAINING_DIGITS:
+        raise ValueError(f"{max(sizes)} training digits asked for; the split holds "
+                         f"{TRAINING_DIGITS}")
+    return sizes
+
+
 def split(generator: torch.Generator, test_fraction: float = 0.2
           ) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded permutation of the 1,797 indices cut into (train, test)."""

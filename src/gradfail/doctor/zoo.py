@@ -66,6 +66,10 @@ def mlp(sizes: list[int], activation: Callable[[], nn.Module], gain: float | Non
     return nn.Sequential(*layers)
 
 
+def mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (out.squeeze(-1) - y).square().mean()
+
+
 def hinge(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.relu(1 - out.squeeze(-1) * y).mean()
 
@@ -161,10 +165,7 @@ def curves_setup(seed: int, whiten: bool, n: int = 32) -> Setup:
         return inputs[pick], targets[pick]
     model = nn.Linear(n, 1)
     scale = float(torch.linalg.eigvalsh(torch.cov(inputs.T)).max())
-
-    def loss_fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return (out.squeeze(-1) - y).square().mean()
-    return Setup(model, torch.optim.SGD(model.parameters(), lr=0.5 / scale), loss_fn, batch)
+    return Setup(model, torch.optim.SGD(model.parameters(), lr=0.5 / scale), mse, batch)
 
 
 @case("ill-conditioned", "§4, raw curves (Figure 6)")
@@ -205,10 +206,7 @@ def link_setup(seed: int, link: type[nn.Module]) -> Setup:
         x = torch.randn(128, 20, generator=generator)
         return x, (StepLink()(x @ teacher / math.sqrt(20)))
     model = nn.Sequential(nn.Linear(20, 1), link())
-
-    def loss_fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return (out.squeeze(-1) - y).square().mean()
-    return Setup(model, torch.optim.SGD(model.parameters(), lr=0.1), loss_fn, batch)
+    return Setup(model, torch.optim.SGD(model.parameters(), lr=0.1), mse, batch)
 
 
 @case("flat activations", "§5, the piecewise-constant link")
@@ -238,9 +236,7 @@ def teacher_batch(d: int, seed: int):
 
 
 def regression(seed: int, model: nn.Module, lr: float, optimizer=torch.optim.SGD) -> Setup:
-    def loss_fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return (out.squeeze(-1) - y).square().mean()
-    return Setup(model, optimizer(model.parameters(), lr=lr), loss_fn, teacher_batch(16, seed))
+    return Setup(model, optimizer(model.parameters(), lr=lr), mse, teacher_batch(16, seed))
 
 
 @case("vanishing gradients", "depth: a 12-layer sigmoid net")

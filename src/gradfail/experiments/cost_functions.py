@@ -20,7 +20,7 @@ import scipy.stats
 import torch
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
-from gradfail.data.digits import digit_images, split
+from gradfail.data.digits import check_training_sizes, digit_images, split
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext, check_finite
 from gradfail.plotting import new_figure
 
@@ -49,9 +49,7 @@ class CostConfig(Config):
     @field_validator("samples")
     @classmethod
     def _samples(cls, samples: list[int]) -> list[int]:
-        if max(samples) > 1_437:
-            raise ValueError(f"{max(samples)} training digits asked for; the split holds 1437")
-        return samples
+        return check_training_sizes(samples)
 
     def settings(self) -> list[tuple[str, float]]:
         """("none", 0) and every (penalty, strength)."""

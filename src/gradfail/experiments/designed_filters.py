@@ -20,6 +20,7 @@ import torch
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
 from gradfail import convnet
+from gradfail.data.digits import check_training_sizes
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
 from gradfail.plotting import band, log_ticks, new_figure, new_grid
 
@@ -46,9 +47,7 @@ class FiltersConfig(Config):
     @field_validator("digit_samples")
     @classmethod
     def _digits(cls, samples: list[int]) -> list[int]:
-        if max(samples) > 1_437:
-            raise ValueError(f"{max(samples)} training digits asked for; the split holds 1437")
-        return samples
+        return check_training_sizes(samples)
 
     @field_validator("evaluations")
     @classmethod
