@@ -43,6 +43,9 @@ MODELS = {
                                      nn.Flatten(), nn.Linear(48, 3)), (6, 2, 8, 8)),
     "conv1d": (lambda: nn.Sequential(nn.Conv1d(2, 4, 3, dilation=2), nn.ReLU(), nn.Flatten(),
                                      nn.Linear(24, 3)), (6, 2, 10)),
+    "grouped conv3d": (lambda: nn.Sequential(nn.Conv3d(2, 4, 3, padding=1, groups=2),
+                                             nn.GELU(), nn.Flatten(), nn.Linear(4 * 64, 3)),
+                       (6, 2, 4, 4, 4)),
     "sequence": (lambda: Sequence(), (6, 9, 3)),
 }
 
@@ -56,7 +59,9 @@ def test_hooked_per_sample_norms_match_a_python_loop(kind):
     loss_fn = nn.functional.cross_entropy
     capture = GradientCapture(model)
     loss_fn(model(x), y).backward()
-    hooked, layers = capture.norms()
+    hooked, layers, batch = capture.norms()
+    assert batch == shape[0]
+    torch.testing.assert_close(capture.norms(rows=3)[0], hooked[:3])  # a part of the batch
     assert len(layers) == len(capture.layers)
     reference = loop_norms(model, loss_fn, x, y)
     torch.testing.assert_close(hooked * shape[0] ** 2, reference, rtol=1e-4, atol=1e-6)
@@ -66,7 +71,8 @@ def test_hooked_per_sample_norms_match_a_python_loop(kind):
 
 def test_the_noise_statistics_are_the_unbiased_covariance_trace_and_signal():
     grads = torch.randn(50, 8, generator=torch.Generator().manual_seed(0)) + 0.3
-    found = GradientNoise.statistics(grads.square().sum(1), grads.mean(0).square().sum())
+    found = GradientNoise.statistics(float(grads.square().sum(1).mean()),
+                                     float(grads.mean(0).square().sum()), 50)
     trace = torch.cov(grads.T).trace()  # unbiased, divides by B − 1
     signal = grads.mean(0).square().sum() - trace / 50
     assert found["snr"] == pytest.approx(float(signal / trace), rel=1e-4)

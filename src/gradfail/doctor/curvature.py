@@ -27,17 +27,25 @@ class Hessian:
         self.graded = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
         self.grads = [grads[i] for i in self.graded]
         self.dim = sum(p.numel() for p in params)
-        self.products = 0
 
-    def __matmul__(self, vector: torch.Tensor) -> torch.Tensor:
-        pieces = list(torch.split(vector, [p.numel() for p in self.params]))
-        self.products += 1
-        hv = torch.autograd.grad(self.grads, self.params, [pieces[i].view_as(self.params[i])
-                                                           for i in self.graded],
-                                 retain_graph=True, allow_unused=True) if self.grads else \
+    def __matmul__(self, vectors: torch.Tensor) -> torch.Tensor:
+        """H v for a vector (D,), or for every row of a matrix (k, D) in one batched pass."""
+        lead = vectors.shape[:-1]
+        if lead:
+            try:
+                return self._products(vectors, lead)
+            except RuntimeError:  # an op or hook without a batching rule: one row at a time
+                return torch.stack([self @ vector for vector in vectors])
+        return self._products(vectors, lead)
+
+    def _products(self, vectors: torch.Tensor, lead: torch.Size) -> torch.Tensor:
+        pieces = torch.split(vectors, [p.numel() for p in self.params], dim=-1)
+        hv = torch.autograd.grad(self.grads, self.params, [pieces[i].reshape(
+            *lead, *self.params[i].shape) for i in self.graded], retain_graph=True,
+            allow_unused=True, is_grads_batched=bool(lead)) if self.grads else \
             [None] * len(self.params)
-        return torch.cat([(torch.zeros_like(p) if h is None else h).flatten()
-                          for h, p in zip(hv, self.params, strict=True)])
+        return torch.cat([(p.new_zeros(*lead, p.numel()) if h is None else h.reshape(*lead, -1))
+                          for h, p in zip(hv, self.params, strict=True)], -1)
 
 
 def lanczos(hessian: Hessian, steps: int, start: torch.Tensor) -> tuple[float, float, float]:
@@ -46,40 +54,48 @@ def lanczos(hessian: Hessian, steps: int, start: torch.Tensor) -> tuple[float, f
     inside [λ_min, λ_max] and converge to both ends, the largest first; with steps = dim they
     are exact."""
     steps = min(steps, hessian.dim)
-    basis = [start / start.norm()]
+    basis = start.new_zeros(steps, hessian.dim)
+    basis[0] = start / start.norm()
     alphas, betas = [], []
     for j in range(steps):
-        w = hessian @ basis[-1]
-        alphas.append(float(basis[-1] @ w))
+        w = hessian @ basis[j]
+        found = basis[:j + 1]
+        coefficients = found @ w  # the last one is α_j = q_jᵀ H q_j
+        w.addmv_(found.T, coefficients, alpha=-1)
+        beta = w.norm()
+        if beta < 0.7 * (beta.square() + coefficients.square().sum()).sqrt():
+            w.addmv_(found.T, found @ w, alpha=-1)  # cancellation: once more (DGKS criterion)
+            beta = w.norm()
+        alphas.append(float(coefficients[j]))
         if not math.isfinite(alphas[-1]):
             return math.nan, math.nan, math.nan
-        stacked = torch.stack(basis)
-        w = w - stacked.T @ (stacked @ w)
-        w = w - stacked.T @ (stacked @ w)  # twice is enough (Kahan)
-        beta = float(w.norm())
-        if j == steps - 1 or beta < 1e-10 * max(1.0, abs(alphas[-1])):
+        if j == steps - 1 or float(beta) < 1e-10 * max(1.0, abs(alphas[-1])):
             break
-        betas.append(beta)
-        basis.append(w / beta)
+        betas.append(float(beta))
+        torch.div(w, beta, out=basis[j + 1])
     ritz = scipy.linalg.eigh_tridiagonal(np.array(alphas), np.array(betas[:len(alphas) - 1]),
                                          eigvals_only=True)
     return float(ritz[0]), float(ritz[-1]), alphas[0] * float(start.square().sum())
 
 
-def rademacher(hessian: Hessian, generator: torch.Generator) -> torch.Tensor:
+def rademacher(hessian: Hessian, generator: torch.Generator, count: int | None = None
+               ) -> torch.Tensor:
+    """A random ±1 vector (D,), or `count` of them (count, D); eight signs from each random
+    byte (the generator's draws are the cost on a CPU)."""
     like = hessian.params[0]
-    v = torch.randint(0, 2, (hessian.dim,), generator=generator, device=generator.device)
-    return (2 * v - 1).to(like.dtype).to(like.device)
+    device = generator.device
+    shape = (count,) if count is not None else ()
+    bytes_ = torch.randint(0, 256, (*shape, (hessian.dim + 7) // 8), generator=generator,
+                           device=device, dtype=torch.uint8)
+    bits = (bytes_[..., None] >> torch.arange(8, device=device, dtype=torch.uint8)) & 1
+    return (2 * bits.flatten(-2)[..., :hessian.dim].to(like.dtype) - 1).to(like.device)
 
 
 def hutchinson_trace(hessian: Hessian, probes: int, generator: torch.Generator,
                      samples: tuple[float, ...] = ()) -> tuple[float, float]:
     """(trace estimate, its standard error): the mean of vᵀHv over `probes` Rademacher vectors
-    v, with any `samples` of vᵀHv already in hand."""
-    samples = list(samples)
-    for _ in range(probes):
-        v = rademacher(hessian, generator)
-        samples.append(float(v @ (hessian @ v)))
-    probes = len(samples)
-    spread = float(np.std(samples, ddof=1)) if probes > 1 else math.nan
-    return float(np.mean(samples)), spread / math.sqrt(probes)
+    v (their products in one batched pass), with any `samples` of vᵀHv already in hand."""
+    probed = rademacher(hessian, generator, probes)
+    samples = [*samples, *(probed * (hessian @ probed)).sum(1).tolist()]
+    spread = float(np.std(samples, ddof=1)) if len(samples) > 1 else math.nan
+    return float(np.mean(samples)), spread / math.sqrt(len(samples))

@@ -19,11 +19,12 @@ from contextlib import contextmanager
 
 import torch
 from torch import nn
+from torch.autograd import forward_ad
 
 from gradfail.doctor import verdicts
 from gradfail.doctor.per_sample import GradientCapture
 from gradfail.doctor.quantities import (Activations, Curvature, GradientNoise, LayerGradients,
-                                        trainable_layers)
+                                        as_floats, squared_norms, trainable_layers)
 from gradfail.errors import GradfailError
 
 ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh,
@@ -43,16 +44,19 @@ def elementwise(module: nn.Module) -> bool:
 
 
 def derivative(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """An elementwise module's derivative at x, by one forward-mode product with ones."""
-    return torch.func.jvp(module.forward, (x,), (torch.ones_like(x),))[1]
+    """An elementwise module's derivative at x, by one forward-mode product with ones (a
+    broadcast view, never allocated)."""
+    with forward_ad.dual_level():
+        return forward_ad.unpack_dual(module.forward(forward_ad.make_dual(
+            x, torch.ones((), dtype=x.dtype, device=x.device).expand_as(x)))).tangent
 
 
 class Doctor:
     """Watches one model (and optionally its optimizer); `step(loss)` closes a training step."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                 loss_fn: Callable | None = None, *, cheap_every: int = 1,
-                 curvature_every: int = 50, name: str = "run"):
+                 loss_fn: Callable | None = None, *, cheap_every: int | None = 1,
+                 curvature_every: int | None = 50, name: str = "run"):
         if not isinstance(model, nn.Module):
             raise DoctorError(f"the doctor watches a torch.nn.Module, not a "
                               f"{type(model).__name__}")
@@ -62,6 +66,10 @@ class Doctor:
             raise DoctorError(f"{type(model).__name__} has no parameters that require grad: "
                               "there is no training to watch")
         self.params = [p for params in self.layers.values() for p in params]
+        self.layer_numbers = [i for i, params in enumerate(self.layers.values())
+                              for _ in params]  # each parameter's layer
+        self.layer_of = torch.tensor(self.layer_numbers, device=self.params[0].device)
+        self.index_of = {id(p): i for i, p in enumerate(self.params)}
         self.trainable = sum(p.numel() for p in self.params)
         self.capture = GradientCapture(model)
         self.coverage = sum(p.numel() for m in self.capture.layers
@@ -73,12 +81,13 @@ class Doctor:
         self.history: list[dict] = []
         self.failures: dict[str, str] = {}  # quantity -> the first error it raised
         self.step_index = 0
-        self.derivatives: dict[str, torch.Tensor] = {}
+        self.activation_summaries: dict[str, torch.Tensor] = {}
+        self._squares: torch.Tensor | None = None
         self.probe_flat: dict[str, float] = {}
         self.inputs = self.targets = None
         self._listening = True
-        self._before: dict | None = None
-        self._updates: dict = {}
+        self._before: list[torch.Tensor] | None = None  # θ before the step, kept for reuse
+        self._step_seen = False
         self._handles = [m.register_forward_hook(self._activation(name))
                          for name, m in model.named_modules() if elementwise(m)]
         if optimizer is not None:
@@ -89,7 +98,9 @@ class Doctor:
     def _activation(self, name: str):
         def hook(module: nn.Module, inputs: tuple, output) -> None:
             if self._listening and torch.is_grad_enabled() and self._due(self.cheap[2]):
-                self.derivatives[name] = derivative(module, inputs[0].detach())
+                sample = inputs[0].detach()[:self.cheap[2].samples]
+                self.activation_summaries[name] = Activations.summarise(derivative(module,
+                                                                                   sample))
                 if name not in self.probe_flat:
                     probe = torch.randn(inputs[0].shape, generator=torch.Generator(
                         inputs[0].device).manual_seed(0), device=inputs[0].device)
@@ -99,16 +110,42 @@ class Doctor:
 
     def _before_step(self, optimizer, args, kwargs) -> None:
         if self._due(self.cheap[0]):
-            self._before = {name: [p.detach().clone() for p in params]
-                            for name, params in self.layers.items()}
+            weights = [p.detach() for p in self.params]
+            if self._before is None:
+                self._before = [w.clone() for w in weights]
+            else:  # into the same buffers every step: fresh ones cost page faults on a CPU
+                torch._foreach_copy_(self._before, weights)
 
     def _after_step(self, optimizer, args, kwargs) -> None:
-        if self._before is not None:
-            self._updates = LayerGradients.updates(self, self._before)
-            self._before = None
+        if self._due(self.cheap[0]) and self._before is not None:
+            torch._foreach_sub_(self._before, [p.detach() for p in self.params])
+            self._step_seen = True
+
+    @property
+    def changes(self) -> list[torch.Tensor] | None:
+        """−Δθ of the optimizer's step just taken, per parameter (None if no step was seen)."""
+        return self._before if self._step_seen else None
 
     def _due(self, quantity) -> bool:
-        return self.step_index % quantity.every == 0
+        """Whether a quantity is measured this step (every `every` steps from the first; never
+        with every=None)."""
+        return quantity.every is not None and self.step_index % quantity.every == 0
+
+    def squares(self) -> torch.Tensor:
+        """Every trainable parameter's squared gradient norm (0 where no gradient reached it),
+        squared weight norm and, after an optimizer step, squared update norm, in that order:
+        one fused call per step, shared by the quantities."""
+        if self._squares is None:
+            zero = self.params[0].new_zeros(())
+            grads = [zero if p.grad is None else p.grad for p in self.params]
+            self._squares = squared_norms(grads + [p.detach() for p in self.params]
+                                          + (self.changes or []))
+        return self._squares
+
+    def layers_with_grad(self) -> set[int]:
+        """The layers a gradient reached this step."""
+        return {i for i, p in zip(self.layer_numbers, self.params, strict=True)
+                if p.grad is not None}
 
     # -- the optimizer's settings, for the stability limit ---------------------------------------
     @property
@@ -136,25 +173,38 @@ class Doctor:
             if loss.numel() != 1:
                 raise DoctorError(f"the loss must be a scalar; got a tensor of shape "
                                   f"{tuple(loss.shape)} (reduce it, e.g. .mean())")
-            loss = float(loss.detach())
+            loss = loss.detach()
         self.inputs, self.targets = inputs, targets
-        record = {"step": self.step_index, "loss": float(loss)} | self._updates
+        measured, raw = [], []
         self._listening = self.capture.active = False
         try:
             for quantity in (*self.cheap, self.curvature):
                 if self._due(quantity):
-                    try:
-                        record |= quantity.measure(self)
-                    except Exception as error:  # never break the user's training loop
-                        self.failures.setdefault(type(quantity).__name__, f"{error}")
+                    with self._guard(quantity):
+                        raw.append(quantity.measure(self))
+                        measured.append(quantity)
         finally:
             self._listening = self.capture.active = True
             self.capture.clear()
-            self.derivatives, self._updates = {}, {}
+            self.activation_summaries, self._squares, self._step_seen = {}, None, False
             self.inputs = self.targets = None
+        moved = as_floats([{"loss": loss}, *raw])  # one transfer from the device
+        record = {"step": self.step_index, "loss": float(moved[0]["loss"])}
+        for quantity, found in zip(measured, moved[1:], strict=True):
+            with self._guard(quantity):
+                record |= quantity.derive(found, self)
         self.history.append(record)
         self.step_index += 1
         return record
+
+    @contextmanager
+    def _guard(self, quantity) -> Iterator[None]:
+        """Never break the user's training loop: a quantity that raises is skipped, and its
+        first error kept in `failures`."""
+        try:
+            yield
+        except Exception as error:
+            self.failures.setdefault(type(quantity).__name__, f"{error}")
 
     def diagnose(self) -> list[verdicts.Verdict]:
         return verdicts.diagnose(self.history, self.layers)

@@ -3,7 +3,8 @@
 For a Linear layer z = W a + b seen on a batch, sample i's weight gradient is δᵢ aᵢᵀ (δ = ∂L/∂z),
 so its squared norm is ‖δᵢ‖²‖aᵢ‖² ("ghost norms", Goodfellow 2015); with a sequence axis it is
 Σₜₜ′ (aₜ·aₜ′)(δₜ·δₜ′), or the materialised gradient when that is smaller. A convolution's
-per-sample gradient δᵢ·unfold(aᵢ)ᵀ is as cheap as its weight gradient, so it is formed. The
+per-sample weight gradient costs no more than its batch weight gradient, so it is formed, by
+vmap over torch's own weight-gradient function (faster than unfold and a batched product). The
 inputs a come from forward hooks, the δ from hooks on the outputs. `functional_norms` is the
 general path for any module, by torch.func `vmap(grad)` of a per-sample loss.
 """
@@ -13,17 +14,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-HOOKED = (nn.Linear, nn.Conv1d, nn.Conv2d)
+WEIGHT_GRADIENT = {nn.Conv1d: torch.nn.grad.conv1d_weight, nn.Conv2d: torch.nn.grad.conv2d_weight,
+                   nn.Conv3d: torch.nn.grad.conv3d_weight}
 
 
 def hookable(module: nn.Module) -> bool:
     if isinstance(module, nn.Linear):
         return True
-    return (isinstance(module, nn.Conv1d | nn.Conv2d) and module.groups == 1
-            and module.padding_mode == "zeros" and not isinstance(module.padding, str))
+    return (type(module) in WEIGHT_GRADIENT and module.padding_mode == "zeros"
+            and not isinstance(module.padding, str))
 
 
 class GradientCapture:
@@ -56,19 +57,23 @@ class GradientCapture:
             handle.remove()
         self.clear()
 
-    def norms(self) -> tuple[torch.Tensor, list[nn.Module]] | None:
-        """(per-sample squared norms (B,) summed over the layers seen once with a gradient, those
-        layers), or None when no layer qualifies."""
-        total, used = None, []
+    def norms(self, rows: int | None = None
+              ) -> tuple[torch.Tensor, list[nn.Module], int] | None:
+        """(per-sample squared norms of the first `rows` samples' contributions to the gradient,
+        summed over the layers seen once with a gradient; those layers; the batch size), or None
+        when no layer qualifies."""
+        total, used, batch = None, [], None
         for module, entries in self.seen.items():
             if len(entries) != 1 or entries[0]["d"] is None:
                 continue  # used twice in a step, or no gradient reached it
-            squared = layer_norms(module, entries[0]["a"], entries[0]["d"])
-            if total is not None and squared.shape != total.shape:
+            a, d = entries[0]["a"], entries[0]["d"]
+            squared = layer_norms(module, a[:rows], d[:rows])
+            if total is not None and (squared.shape != total.shape or a.shape[0] != batch):
                 continue  # a layer that does not see the batch as its first axis
             total = squared if total is None else total + squared
             used.append(module)
-        return None if total is None else (total, used)
+            batch = a.shape[0]
+        return None if total is None else (total, used, batch)
 
 
 def layer_norms(module: nn.Module, a: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
@@ -84,12 +89,8 @@ def layer_norms(module: nn.Module, a: torch.Tensor, d: torch.Tensor) -> torch.Te
             squared = (d.transpose(1, 2) @ a).square().sum((1, 2))
         bias_grad = d.sum(1)
     else:
-        unfold = F.unfold if isinstance(module, nn.Conv2d) else _unfold_1d
-        patches = unfold(a, module.kernel_size, dilation=module.dilation,
-                         padding=module.padding, stride=module.stride)
-        d = d.reshape(batch, d.shape[1], -1)
-        squared = (d @ patches.transpose(1, 2)).square().sum((1, 2))
-        bias_grad = d.sum(2)
+        squared = conv_weight_norms(module, a, d)
+        bias_grad = d.flatten(2).sum(2)
     if not module.weight.requires_grad:
         squared = torch.zeros_like(squared)
     if module.bias is not None and module.bias.requires_grad:
@@ -97,9 +98,14 @@ def layer_norms(module: nn.Module, a: torch.Tensor, d: torch.Tensor) -> torch.Te
     return squared
 
 
-def _unfold_1d(a: torch.Tensor, kernel_size, dilation, padding, stride) -> torch.Tensor:
-    return F.unfold(a[..., None], (kernel_size[0], 1), dilation=(dilation[0], 1),
-                    padding=(padding[0], 0), stride=(stride[0], 1))
+def conv_weight_norms(module: nn.Module, a: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """Squared norms (B,) of a convolution's per-sample weight gradients."""
+    weight_gradient = WEIGHT_GRADIENT[type(module)]
+
+    def one(a_i: torch.Tensor, d_i: torch.Tensor) -> torch.Tensor:
+        return weight_gradient(a_i[None], module.weight.shape, d_i[None], module.stride,
+                               module.padding, module.dilation, module.groups)
+    return torch.func.vmap(one)(a, d).flatten(1).square().sum(1)
 
 
 def functional_norms(model: nn.Module, loss_fn: Callable, inputs: torch.Tensor,
