@@ -158,15 +158,18 @@ def test_any_module_is_watched_without_a_crash():
 
 @pytest.mark.parametrize("name, expected", [
     ("parity_large_d", "no gradient signal"),
+    ("lines_end_to_end", "low SNR"),
     ("flat_link", "flat activations"),
     ("deep_sigmoid", "vanishing gradients"),
     ("dead_relu", "dead units"),
     ("curves_raw", "ill-conditioned"),
+    ("large_step", "step too large"),
     ("stable_step", "healthy"),
+    ("curves_whitened", "healthy"),
 ])
 def test_the_doctor_names_the_zoo_cases_on_a_held_out_seed(name, expected):
     assert zoo.CASES[name].label == expected
-    assert zoo.run_case(zoo.CASES[name], seed=1)["verdict"] == expected
+    assert zoo.run_case(zoo.CASES[name], seed=3)["verdict"] == expected  # seeds 0-2 set it
 
 
 def test_every_verdict_has_a_labelled_case():

@@ -138,7 +138,7 @@ class GradientNoise(Quantity):
             return {}
         trace = (per_sample - mean_squared) * batch / (batch - 1)
         signal = mean_squared - trace / batch
-        snr = max(signal, 0.0) / trace if trace > 0 else math.inf
+        snr = signal / trace if trace > 0 else math.inf  # unbiased, so it may be negative
         return {"snr": snr, "batch_snr": batch * snr, "noise_scale": trace / signal
                 if signal > 0 else math.inf, "batch": float(batch)}
 
