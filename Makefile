@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SCALE  ?= default
 
-.PHONY: reproduce test test-fast bench lint clean browser
+.PHONY: reproduce test test-fast bench bench-cockpit lint clean browser
 
 # torch goes in first and explicitly: `torch==2.13.0` takes the CPU wheel on this machine's disk;
 # a venv that already has a torch (e.g. a newer CUDA build on a GPU machine) keeps it.
@@ -40,8 +40,20 @@ bench: $(STAMP)
 	$(PY) bench/async_throughput.py
 	$(PY) bench/doctor_overhead.py
 
+# Cockpit, the doctor's anchor, lives in its own environment: it needs setuptools<81 (it imports
+# pkg_resources) and torchvision<0.29 (a newer one would upgrade torch); it never enters .venv.
+COCKPIT := .venv-cockpit
+$(COCKPIT)/.installed: pyproject.toml
+	test -x $(COCKPIT)/bin/python || python3 -m venv $(COCKPIT)
+	$(COCKPIT)/bin/python -m pip install -q torch==2.13.0 "torchvision<0.29" "setuptools<81"
+	$(COCKPIT)/bin/python -m pip install -q cockpit-for-pytorch -e .
+	touch $@
+
+bench-cockpit: $(COCKPIT)/.installed
+	$(COCKPIT)/bin/python bench/doctor_overhead.py
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 
 clean:
-	rm -rf $(VENV) results
+	rm -rf $(VENV) $(COCKPIT) results

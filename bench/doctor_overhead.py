@@ -1,16 +1,25 @@
-"""Overhead of the doctor per training step, measured side by side in one process.
+"""Overhead of the doctor per training step, measured side by side in one process, and Cockpit's
+economy preset on the same models.
 
-An MLP (784-256-10) and a small CNN (two 3×3 convolutions on 28×28), batch 128, SGD, CPU: the
-bare step, the step with the doctor's cheap set every step (per-layer norms and update ratios,
-SNR and noise scale from hooked per-sample norms, activation flatness), and with curvature
-(10 Lanczos + 4 Hutchinson products on 32 samples) added every 50th step. Alternating blocks
-of steps, median time per step. (Cockpit's economy preset on the same models is not run here
-yet: it needs its own environment; see the issue note.)
+Three models at batch 128 with plain SGD, on random data: a small MLP (784-256-10), a small
+CNN (two 3×3 convolutions on 28×28), and DeepOBS's mnist_mlp (784-1000-500-100-10), on which
+Cockpit published its CPU overhead (63× for economy; cifar10_3c3d, its other CPU problem, takes
+too long here under Cockpit). Each is timed bare, with the
+doctor's cheap set every step (norms, ratios, SNR and noise scale from per-sample norms,
+activation flatness), with its curvature alone every 50th step (10 Lanczos + 4 Hutchinson
+products), with both, and, where cockpit-for-pytorch is installed (`make bench-cockpit`: its
+own environment), with Cockpit's economy preset every step (Schneider et al. 2021; the
+anchor's "every 1" column). Blocks of 50 steps (10 for Cockpit, whose steps cost the same
+every step) alternate between the modes; the median block gives the time per step, and every
+ratio is to the bare step.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,22 +27,33 @@ from torch import nn
 
 from gradfail.doctor import Doctor
 
+BATCH, STEPS, COCKPIT_STEPS, REPEATS = 128, 50, 10, 3
+
+
+def mnist_mlp() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 1000), nn.ReLU(), nn.Linear(1000, 500),
+                         nn.ReLU(), nn.Linear(500, 100), nn.ReLU(), nn.Linear(100, 10))
+
+
 MODELS = {
-    "MLP 784-256-10": lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(),
-                                            nn.Linear(256, 10)),
-    "CNN 2×conv3×3": lambda: nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
-                                           nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1),
-                                           nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                                           nn.Linear(32 * 7 * 7, 10)),
+    "MLP 784-256-10": (lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(),
+                                             nn.Linear(256, 10)), (1, 28, 28)),
+    "CNN 2×conv3×3": (lambda: nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(32 * 7 * 7, 10)), (1, 28, 28)),
+    "DeepOBS mnist_mlp": (mnist_mlp, (1, 28, 28)),
 }
-STEPS = 100  # per measured block: two curvature events at every 50th step
+DOCTOR_MODES = {"doctor cheap set": (1, None), "doctor curvature /50": (None, 50),
+                "doctor both": (1, 50)}
 
 
-def seconds_per_step(model: nn.Module, mode: str, data: list) -> float:
+def doctor_block(model: nn.Module, data: list, schedule: tuple | None) -> float:
+    """Seconds per step of plain SGD on `data`, under the doctor when a schedule is given."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     loss_fn = nn.functional.cross_entropy
-    doctor = None if mode == "bare" else Doctor(
-        model, optimizer, loss_fn, curvature_every=50 if mode == "with curvature" else 10**9)
+    doctor = schedule and Doctor(model, optimizer, loss_fn, cheap_every=schedule[0],
+                                 curvature_every=schedule[1])
     start = time.perf_counter()
     for x, y in data:
         optimizer.zero_grad()
@@ -48,20 +68,76 @@ def seconds_per_step(model: nn.Module, mode: str, data: list) -> float:
     return elapsed
 
 
+def cockpit_block(model: nn.Module, data: list) -> float:
+    """Seconds per step with Cockpit's economy preset tracked every step, as its examples
+    use it (a BackPACK-extended copy of the model and loss, the individual losses passed)."""
+    from backpack import extend
+    from cockpit import Cockpit
+    from cockpit.utils.configuration import configuration
+
+    model, loss_fn = extend(model), extend(nn.CrossEntropyLoss())
+    individual = nn.CrossEntropyLoss(reduction="none")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    cockpit = Cockpit(model.parameters(), quantities=configuration("economy"))
+    start = time.perf_counter()
+    for step, (x, y) in enumerate(data):
+        optimizer.zero_grad()
+        out = model(x)
+        loss, losses = loss_fn(out, y), individual(out, y)
+        with cockpit(step, info={"batch_size": len(x), "individual_losses": losses,
+                                 "loss": loss, "optimizer": optimizer}):
+            loss.backward(create_graph=cockpit.create_graph(step))
+        optimizer.step()
+    return (time.perf_counter() - start) / len(data)
+
+
+def has_cockpit() -> bool:
+    try:
+        import cockpit  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def main() -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore")  # cockpit's pkg_resources and BackPACK's notices
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch 128")
-    for name, build in MODELS.items():
+    cockpit = has_cockpit()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH}, "
+          f"blocks of {STEPS} steps × {REPEATS}; Cockpit: "
+          f"{'installed' if cockpit else 'not installed (make bench-cockpit)'}")
+    results = {}
+    for name, (build, shape) in MODELS.items():
         model = build()
-        data = [(torch.randn(128, 1, 28, 28), torch.randint(10, (128,))) for _ in range(STEPS)]
-        times = {mode: [] for mode in ("bare", "cheap set", "with curvature")}
-        seconds_per_step(model, "cheap set", data[:5])  # warm-up
-        for _ in range(3):
-            for mode in times:
-                times[mode].append(seconds_per_step(model, mode, data))
-        bare = np.median(times["bare"])
-        print(f"{name}: bare {bare * 1e3:.2f} ms/step; " + "; ".join(
-            f"{mode} × {np.median(t) / bare:.2f}" for mode, t in times.items() if mode != "bare"))
+        cockpit_model = copy.deepcopy(model) if cockpit else None
+        data = [(torch.randn(BATCH, *shape), torch.randint(10, (BATCH,)))
+                for _ in range(STEPS)]
+        modes = {"bare": lambda: doctor_block(model, data, None)}
+        modes |= {mode: (lambda s=schedule: doctor_block(model, data, s))
+                  for mode, schedule in DOCTOR_MODES.items()}
+        if cockpit:
+            modes["cockpit economy"] = lambda: cockpit_block(cockpit_model,
+                                                             data[:COCKPIT_STEPS])
+        for run in modes.values():  # warm-up
+            run()
+        times = {mode: [] for mode in modes}
+        for _ in range(REPEATS):
+            for mode, run in modes.items():
+                times[mode].append(run())
+        bare = float(np.median(times["bare"]))
+        ratios = {mode: float(np.median(t)) / bare for mode, t in times.items()}
+        results[name] = {"bare_ms": bare * 1e3} | ratios
+        line = "; ".join(f"{mode} ×{ratio:.2f}" for mode, ratio in ratios.items()
+                         if mode != "bare")
+        if cockpit:
+            line += (f"; doctor cheap set / cockpit economy = "
+                     f"{ratios['doctor cheap set'] / ratios['cockpit economy']:.2f}")
+        print(f"{name}: bare {bare * 1e3:.2f} ms/step; {line}", flush=True)
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "doctor_overhead.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

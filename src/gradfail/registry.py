@@ -31,6 +31,7 @@ EXPERIMENT_MODULES = (
     "gradfail.experiments.skip_flat",
     "gradfail.experiments.designed_filters",
     "gradfail.experiments.cost_functions",
+    "gradfail.experiments.doctor_zoo",
 )
 
 

@@ -317,6 +317,12 @@ def validate(seeds: int = 2, steps: int | None = None, progress=None, first_seed
             results.append(run_case(zoo_case, seed, steps))
             if progress:
                 progress(1)
+    return score(results)
+
+
+def score(results: list[dict]) -> dict:
+    """The confusion matrix (label × named verdict), and precision, recall and the median
+    detection delay per label, of `run_case` results."""
     labels = [v for v in VERDICTS if any(r["label"] == v for r in results)]
     named = sorted({r["verdict"] for r in results} - set(labels), key=VERDICTS.index)
     columns = labels + named

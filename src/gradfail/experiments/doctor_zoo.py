@@ -1,0 +1,148 @@
+"""The doctor on the failure zoo: does it name each of gradfail's failures in a plain PyTorch run?
+
+gradfail.doctor watches a user's training loop and names the failure it sees. Its anchors name
+none (Cockpit shows 19 gauges and leaves the reading to the user; PyHessian measures curvature
+only; WeightWatcher never sees a gradient) or name them by thresholds on Keras runs with no
+published calibration (SageMaker Debugger's rules, AutoTrainer). Here it is calibrated: every
+case of the zoo (gradfail.doctor.zoo: parity at small and large d, end to end vs decomposed at
+k = 3, raw vs whitened curves, a flat vs a smooth link, deep sigmoid, He-initialised ReLU and
+chaotic tanh nets, dead ReLUs, a step past 2/λ_max and the same net at a stable step) is
+trained under the doctor at seeds the verdict rules were not set on, and the named verdict is
+scored against the case's label: a confusion matrix, precision and recall per verdict, and the
+steps until the doctor first named the label (checked every `check_every` steps).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from pydantic import Field, NonNegativeInt, PositiveInt, field_validator
+
+from gradfail.doctor import zoo
+from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
+from gradfail.plotting import new_figure
+
+
+class DoctorZooConfig(Config):
+    """The verdict rules were set on seeds 0-2 (gradfail.doctor.verdicts): a run's seeds start
+    at `first_seed`."""
+
+    cases: list[str] = Field(default_factory=lambda: list(zoo.CASES), min_length=1)
+    first_seed: NonNegativeInt = Field(3, description="first zoo seed (0-2 set the rules)")
+    check_every: PositiveInt = Field(10, description="steps between the doctor's checks")
+
+    @field_validator("cases")
+    @classmethod
+    def _cases(cls, cases: list[str]) -> list[str]:
+        unknown = [name for name in cases if name not in zoo.CASES]
+        if unknown:
+            raise ValueError(f"unknown zoo case {unknown[0]!r}; cases: {', '.join(zoo.CASES)}")
+        return cases
+
+
+def run(config: DoctorZooConfig, ctx: RunContext) -> dict:
+    seeds = range(config.first_seed + ctx.seed, config.first_seed + ctx.seed + ctx.n_seeds)
+    results = []
+    with ctx.track("the doctor on the failure zoo", len(config.cases) * len(seeds)) as advance:
+        for name in config.cases:
+            for seed in seeds:
+                results.append(ctx.part(f"{name}/{seed}", lambda n=name, s=seed: zoo.run_case(
+                    zoo.CASES[n], s, check_every=config.check_every)))
+                advance(1)
+    return zoo.score(results)
+
+
+# --------------------------------------------------------------------------------------------
+# Claims: the doctor's own targets (issue 12), not a paper's.
+
+
+def worst(result: dict, metric: str) -> tuple[str, float]:
+    return min(((verdict, s[metric]) for verdict, s in result["scores"].items()),
+               key=lambda item: item[1] if math.isfinite(item[1]) else -1.0)
+
+
+def check_precision(config: DoctorZooConfig, result: dict) -> Check:
+    verdict, value = worst(result, "precision")
+    return Check.judge(value >= 0.8, value, f"lowest precision {value:.2f} ({verdict}); "
+                       + scores_text(result, "precision"))
+
+
+def check_recall(config: DoctorZooConfig, result: dict) -> Check:
+    verdict, value = worst(result, "recall")
+    return Check.judge(value >= 0.8, value, f"lowest recall {value:.2f} ({verdict}); "
+                       + scores_text(result, "recall"))
+
+
+def check_healthy(config: DoctorZooConfig, result: dict) -> Check:
+    healthy = [r for r in result["results"] if r["label"] == "healthy"]
+    called = [r for r in healthy if r["verdict"] == "healthy"]
+    missed = sorted({f"{r['case']} (seed {r['seed']}: {r['verdict']})" for r in healthy
+                     if r["verdict"] != "healthy"})
+    fraction = len(called) / len(healthy) if healthy else math.nan
+    return Check.judge(bool(healthy) and len(called) == len(healthy), fraction,
+                       f"{len(called)} of {len(healthy)} healthy runs named healthy"
+                       + (f"; missed: {', '.join(missed)}" if missed else ""))
+
+
+def scores_text(result: dict, metric: str) -> str:
+    delays = [s["delay"] for s in result["scores"].values() if math.isfinite(s["delay"])]
+    return (", ".join(f"{v} {s[metric]:.2f}" for v, s in result["scores"].items())
+            + f"; median detection delay {np.median(delays):.0f} steps")
+
+
+CLAIMS = (
+    Claim("the doctor's verdicts are precise", "gradfail's target for the doctor (issue 12): "
+          "precision ≥ 0.8 for every verdict on the zoo; no anchor publishes one",
+          "every verdict's precision ≥ 0.8 on seeds the rules were not set on",
+          check_precision),
+    Claim("the doctor finds every failure", "gradfail's target for the doctor (issue 12): "
+          "recall ≥ 0.8 for every verdict on the zoo",
+          "every verdict's recall ≥ 0.8 on seeds the rules were not set on", check_recall),
+    Claim("healthy runs are left alone", "gradfail's target for the doctor (issue 12): "
+          "\"healthy\" on every healthy configuration",
+          "every healthy-labelled run named healthy", check_healthy),
+)
+
+
+def figures(config: DoctorZooConfig, result: dict) -> dict:
+    fig, (ax_matrix, ax_scores) = new_figure(ncols=2, width=6.0, height=4.6)
+    counts = np.array(result["matrix"], dtype=float)
+    shares = counts / counts.sum(1, keepdims=True)
+    ax_matrix.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ax_matrix.grid(False)
+    for (i, j), count in np.ndenumerate(counts):
+        if count:
+            ax_matrix.text(j, i, f"{count:.0f}", ha="center", va="center", fontsize=8,
+                           color="white" if shares[i, j] > 0.5 else "black")
+    ax_matrix.set_xticks(range(len(result["columns"])), result["columns"], rotation=60,
+                         ha="right", fontsize=8)
+    ax_matrix.set_yticks(range(len(result["rows"])), result["rows"], fontsize=8)
+    ax_matrix.set(xlabel="named by the doctor", ylabel="the case's label",
+                  title="The doctor on the failure zoo")
+    verdicts = list(result["scores"])
+    positions = np.arange(len(verdicts))
+    for offset, metric in ((-0.2, "precision"), (0.2, "recall")):
+        ax_scores.barh(positions + offset, [result["scores"][v][metric] for v in verdicts],
+                       height=0.4, label=metric)
+    ax_scores.axvline(0.8, color="black", ls=":", lw=1, label="target 0.8")
+    ax_scores.set_yticks(positions, verdicts, fontsize=8)
+    ax_scores.invert_yaxis()
+    ax_scores.set(xlim=(0, 1.05), xlabel="score", title="Precision and recall per verdict")
+    ax_scores.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncols=3)
+    return {"doctor_zoo": fig}
+
+
+EXPERIMENT = Experiment(
+    name="doctor_zoo",
+    section="gradfail.doctor",
+    title="The doctor names the failure: validation on the failure zoo",
+    version=1,
+    config_class=DoctorZooConfig,
+    scales={"quick": {}, "default": {}, "paper": {}},
+    seeds={"quick": 1, "default": 3, "paper": 10},
+    run=run,
+    figures=figures,
+    claims=CLAIMS,
+    summary=__doc__.split("\n\n")[1],
+)
