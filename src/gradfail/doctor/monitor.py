@@ -68,7 +68,6 @@ class Doctor:
         self.params = [p for params in self.layers.values() for p in params]
         self.layer_numbers = [i for i, params in enumerate(self.layers.values())
                               for _ in params]  # each parameter's layer
-        self.layer_of = torch.tensor(self.layer_numbers, device=self.params[0].device)
         self.index_of = {id(p): i for i, p in enumerate(self.params)}
         self.trainable = sum(p.numel() for p in self.params)
         self.capture = GradientCapture(model)
