@@ -4,10 +4,10 @@ economy preset on the same models.
 Three models at batch 128 with plain SGD, on random data: a small MLP (784-256-10), a small
 CNN (two 3×3 convolutions on 28×28), and DeepOBS's mnist_mlp (784-1000-500-100-10), on which
 Cockpit published its CPU overhead (63× for economy; cifar10_3c3d, its other CPU problem, takes
-too long here under Cockpit). Each is timed bare, with the
-doctor's cheap set every step (norms, ratios, SNR and noise scale from per-sample norms,
-activation flatness), with its curvature alone every 50th step (10 Lanczos + 4 Hutchinson
-products), with both, and, where cockpit-for-pytorch is installed (`make bench-cockpit`: its
+too long here under Cockpit). Each is timed bare, with the doctor's defaults (norms every
+step; traced activations, noise, alignment and inputs every 5th step; curvature every 50th:
+10 Lanczos + 4 Hutchinson products), with every quantity every step and no curvature, and,
+where cockpit-for-pytorch is installed (`make bench-cockpit`: its
 own environment), with Cockpit's economy preset every step (Schneider et al. 2021; the
 anchor's "every 1" column). Blocks of 50 steps (10 for Cockpit, whose steps cost the same
 every step) alternate between the modes; the median block gives the time per step, and every
@@ -44,15 +44,15 @@ MODELS = {
         nn.Linear(32 * 7 * 7, 10)), (1, 28, 28)),
     "DeepOBS mnist_mlp": (mnist_mlp, (1, 28, 28)),
 }
-DOCTOR_MODES = {"doctor cheap set": (1, None), "doctor curvature /50": (None, 50),
-                "doctor both": (1, 50)}
+DOCTOR_MODES = {"doctor defaults (sampled every 5, curvature /50)": (5, 50),
+                "doctor every step, no curvature": (1, None)}
 
 
 def doctor_block(model: nn.Module, data: list, schedule: tuple | None) -> float:
     """Seconds per step of plain SGD on `data`, under the doctor when a schedule is given."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     loss_fn = nn.functional.cross_entropy
-    doctor = schedule and Doctor(model, optimizer, loss_fn, cheap_every=schedule[0],
+    doctor = schedule and Doctor(model, optimizer, loss_fn, every=schedule[0],
                                  curvature_every=schedule[1])
     start = time.perf_counter()
     for x, y in data:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import NoReturn
 
@@ -21,7 +22,8 @@ from gradfail.errors import GradfailError
 from gradfail.experiment import SCALES, parse_overrides
 from gradfail.store import DEFAULT_PATH
 
-VERDICT_STYLE = {"holds": "green", "fails": "red", "not checked": "yellow"}
+VERDICT_STYLE = {"holds": "green", "fails": "red", "inconclusive": "magenta",
+                 "not checked": "yellow"}
 STATUS_STYLE = {"done": "green", "failed": "red", "diverged": "magenta", "running": "yellow"}
 
 
@@ -87,6 +89,13 @@ def build_parser() -> Parser:
     doctor.add_argument("script", nargs="?", help="a Python training script")
     doctor.add_argument("script_args", nargs=argparse.REMAINDER, help="its arguments")
     doctor.add_argument("--zoo", action="store_true", help="validate on the failure zoo")
+    doctor.add_argument("--bench", action="store_true", help="validate on the benchmark of "
+                        "independent programs (gradfail/doctor/bench)")
+    doctor.add_argument("--split", choices=("dev", "heldout", "all"), default="heldout",
+                        help="the benchmark's programs to run (default: heldout)")
+    doctor.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
+                        help="benchmark programs run side by side, one thread each "
+                        "(default: the machine's cores)")
     doctor.add_argument("--seeds", type=positive_int, default=2, help="zoo seeds per case")
     doctor.add_argument("--first-seed", type=int, default=0, help="the zoo's first seed "
                         "(the thresholds were set on seeds 0-2; 3 and on are held out)")
@@ -249,31 +258,51 @@ def cmd_claims(args) -> int:
 def cmd_doctor(args) -> int:
     if args.zoo:
         return doctor_zoo(args)
+    if args.bench:
+        return doctor_bench(args)
     if not args.script:
         raise GradfailError("name a training script, or --zoo")
+    from rich.console import Console
+
     from gradfail.doctor.script import run_script
     from gradfail.store import Store
 
-    from rich.console import Console
-
     store = Store(args.store)
-    for doctor in run_script(args.script, args.script_args):
-        found = doctor.report(store=store, console=Console(stderr=args.json))
-        if args.json:
-            print(json.dumps([vars(v) for v in found], indent=2))
+    doctors, wall_s = run_script(args.script, args.script_args, quiet_stdout=args.json)
+    for doctor in doctors:
+        doctor.report(store=store, console=Console(stderr=args.json))
+    if args.json:
+        print(json.dumps({"doctors": [doctor.summary() for doctor in doctors],
+                          "wall_s": wall_s}, indent=2, default=float))
     return 0
 
 
-SHORT = {"no gradient signal": "no signal", "ill-conditioned": "ill-cond.",
-         "flat activations": "flat", "vanishing gradients": "vanish.",
-         "exploding gradients": "explod.", "dead units": "dead", "step too large": "step"}
+def doctor_bench(args) -> int:
+    from gradfail.doctor import bench
+    from gradfail.doctor.bench.scoring import score
+    from gradfail.doctor.bench.tables import print_bench
+    from gradfail.runner import progress_bars
+
+    chosen = bench.programs(args.split)
+    with progress_bars(enabled=sys.stderr.isatty() and not args.json) as progress:
+        outcomes = bench.evaluate_all(chosen, args.jobs, progress.task(
+            f"the doctor on the benchmark ({args.split})", len(chosen)))
+    found = score(outcomes)
+    if args.json:
+        print(json.dumps(found, indent=2, default=float))
+        return 0
+    wide = console()
+    wide.width = max(wide.width, 140)
+    print_bench(found, f"The doctor's benchmark, {args.split} split ({len(chosen)} programs)",
+                wide)
+    return 0
 
 
 def doctor_zoo(args) -> int:
     from rich.table import Table
 
     from gradfail.doctor import zoo
-
+    from gradfail.doctor.bench import tables as bench_tables
     from gradfail.runner import progress_bars
 
     with progress_bars(enabled=sys.stdout.isatty() and not args.json) as progress:
@@ -287,7 +316,7 @@ def doctor_zoo(args) -> int:
                          "labelled (rows) vs named (columns)")
     matrix.add_column("label")
     for column in found["columns"]:
-        matrix.add_column(SHORT.get(column, column), justify="right")
+        matrix.add_column(bench_tables.SHORT.get(column, column), justify="right")
     for row, counts in zip(found["rows"], found["matrix"], strict=True):
         matrix.add_row(row, *map(str, counts))
     scores = Table(title="Per verdict")

@@ -25,7 +25,7 @@ from gradfail.errors import ConfigError, Diverged
 
 SCALES = ("quick", "default", "paper")
 Scale = Literal["quick", "default", "paper"]
-Verdict = Literal["holds", "fails", "not checked"]
+Verdict = Literal["holds", "fails", "inconclusive", "not checked"]
 
 
 class Config(BaseModel):
@@ -49,6 +49,16 @@ class Check:
     @classmethod
     def judge(cls, holds: bool, measured: float | None, detail: str) -> Check:
         return cls("holds" if holds else "fails", measured, detail)
+
+    @classmethod
+    def interval(cls, low: float, high: float, threshold: float, measured: float, detail: str
+                 ) -> Check:
+        """A claim that a quantity is at least `threshold`, judged on its interval: holds when
+        the whole interval is at or above it, fails when the whole interval is below it, and is
+        inconclusive when the interval straddles it."""
+        verdict = "holds" if low >= threshold else "fails" if high < threshold else \
+            "inconclusive"
+        return cls(verdict, measured, f"{detail} (95% interval [{low:.2f}, {high:.2f}])")
 
     @classmethod
     def not_checked(cls, measured: float | None, detail: str) -> Check:

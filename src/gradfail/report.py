@@ -20,7 +20,7 @@ import gradfail
 from gradfail import registry
 from gradfail.store import Store
 
-VERDICTS = ("holds", "fails", "not checked")
+VERDICTS = ("holds", "fails", "inconclusive", "not checked")
 
 
 def latest_runs(store: Store) -> list[dict]:

@@ -21,7 +21,7 @@ from gradfail.errors import StoreError
 
 DEFAULT_PATH = Path("results/gradfail.sqlite")
 APPLICATION_ID = 0x67726466  # "grdf": marks a SQLite file as a gradfail store
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: doctor_sessions
 COMPLETE = ("done", "diverged")  # a rerun of the same identity skips these
 
 SCHEMA = """
@@ -74,6 +74,18 @@ CREATE TABLE figures (
     PRIMARY KEY (run_id, name)
 );
 """
+DOCTOR_SESSIONS = """
+CREATE TABLE doctor_sessions (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    document TEXT NOT NULL,
+    history TEXT NOT NULL,
+    provenance TEXT NOT NULL,
+    started_at TEXT NOT NULL
+);
+"""
+SCHEMA += DOCTOR_SESSIONS
+MIGRATIONS = {1: DOCTOR_SESSIONS}  # from a schema version to the next
 
 
 @dataclass(frozen=True)
@@ -132,12 +144,21 @@ class Store:
                     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             else:
                 with self._transaction(db):  # takes the write lock: proves the file is writable
-                    pass
+                    self._migrate(db)
             db.execute("PRAGMA journal_mode = WAL")
         except sqlite3.Error as error:
             db.close()
             raise StoreError(f"cannot write the store at {self.path}: {error}") from None
         return db
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer gradfail (schema {version}, "
+                             f"this one reads {SCHEMA_VERSION}); refusing to touch it")
+        for old in range(max(version, 1), SCHEMA_VERSION):
+            db.execute(MIGRATIONS[old])
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @staticmethod
     @contextmanager
@@ -239,6 +260,25 @@ class Store:
             "SELECT key, wall_s, finished_at FROM parts WHERE run_id=? ORDER BY rowid", (run_id,)
         ).fetchall()
         return [{"key": k, "wall_s": w, "finished_at": f} for k, w, f in rows]
+
+    # -- doctor sessions: a user's training watched by gradfail.doctor -------------------------
+    def save_doctor_session(self, name: str, document: dict, history: list[dict],
+                            provenance: dict) -> int:
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO doctor_sessions (name, document, history, provenance, started_at)"
+                " VALUES (?,?,?,?,?)", (name, json.dumps(document), json.dumps(history),
+                                        json.dumps(provenance), now()))
+            return int(cursor.lastrowid)
+
+    def doctor_sessions(self, with_history: bool = False) -> list[dict]:
+        """The stored doctor sessions, oldest first (with their quantity histories if asked)."""
+        rows = self._db.execute("SELECT id, name, document, started_at, "
+                                + ("history" if with_history else "NULL")
+                                + " FROM doctor_sessions ORDER BY id").fetchall()
+        return [{"id": i, "name": n, "document": json.loads(d), "started_at": t}
+                | ({"history": json.loads(h)} if with_history else {})
+                for i, n, d, t, h in rows]
 
     # -- reading -------------------------------------------------------------------------------
     def runs(self, experiment: str | None = None, run_id: int | None = None) -> list[dict]:

@@ -1,7 +1,8 @@
-"""The doctor: a monitor for any PyTorch training loop that measures gradient noise, per-layer
-gradient flow, activation flatness and curvature, and names the failure it sees."""
+"""The doctor: a monitor for any PyTorch training loop that measures gradient flow, gradient
+noise, activations however they are written, the loss's inputs and curvature, and names the
+failure it sees, with its onset, evidence and remedy."""
 
 from gradfail.doctor.monitor import Doctor, DoctorError, watch
-from gradfail.doctor.verdicts import VERDICTS, Verdict
+from gradfail.doctor.rules import VERDICTS, Verdict
 
 __all__ = ["VERDICTS", "Doctor", "DoctorError", "Verdict", "watch"]

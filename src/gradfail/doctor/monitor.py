@@ -1,5 +1,5 @@
-"""The doctor around a user's training loop: hooks on the model and optimizer, a history of
-measured quantities per step, and the verdicts drawn from it.
+"""The doctor around a user's training loop: hooks on the model, its parameters and its optimizer,
+a history of measured quantities per step, and verdicts checked as training goes.
 
     with gradfail.doctor.watch(model, optimizer, loss_fn) as dr:
         for x, y in batches:
@@ -7,8 +7,15 @@ measured quantities per step, and the verdicts drawn from it.
             loss = loss_fn(model(x), y)
             loss.backward()
             optimizer.step()
-            dr.step(loss, x, y)      # x, y optional: they enable curvature and vmap noise
+            dr.step(loss, x, y)      # x, y optional: they let curvature use a part of the batch
     dr.report()
+
+What is measured on a step is decided before it begins: on a traced step a `StepTrace`
+(gradfail.doctor.trace) watches the model's forward and tapes the loss computation, so
+functional activations are seen and, without a loss function, the loss can be evaluated again
+(for curvature and the input-independent baseline). Every `check_every` steps the rules
+(gradfail.doctor.rules, a pure function of the history) are applied and the `Timeline` keeps
+the verdicts that persist, with the step at which each began.
 """
 
 from __future__ import annotations
@@ -19,207 +26,266 @@ from contextlib import contextmanager
 
 import torch
 from torch import nn
-from torch.autograd import forward_ad
+from torch.utils._pytree import tree_flatten, tree_map
 
-from gradfail.doctor import verdicts
+from gradfail.doctor import rules
 from gradfail.doctor.per_sample import GradientCapture
-from gradfail.doctor.quantities import (Activations, Curvature, GradientNoise, LayerGradients,
-                                        as_floats, squared_norms, trainable_layers)
+from gradfail.doctor.quantities import (Activations, Curvature, GradientAlignment, GradientNoise,
+                                        GradientZeros, InputScale, LayerGradients, LossInputs,
+                                        Recurrence, StaleGradients, StepView, as_floats, squared_norms,
+                                        trainable_layers)
+from gradfail.doctor.trace import StepTrace
 from gradfail.errors import GradfailError
-
-ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh,
-               nn.Hardtanh, nn.Softplus, nn.Softsign, nn.Hardsigmoid, nn.Hardswish, nn.Mish,
-               nn.CELU, nn.SELU, nn.LogSigmoid, nn.Tanhshrink, nn.Softshrink, nn.Hardshrink,
-               nn.Threshold)
 
 
 class DoctorError(GradfailError):
     """A model, loss or script the doctor cannot watch."""
 
 
-def elementwise(module: nn.Module) -> bool:
-    """An activation the doctor differentiates: torch's elementwise ones, or any module that
-    declares `elementwise = True`."""
-    return isinstance(module, ELEMENTWISE) or getattr(module, "elementwise", False) is True
-
-
-def derivative(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """An elementwise module's derivative at x, by one forward-mode product with ones (a
-    broadcast view, never allocated)."""
-    with forward_ad.dual_level():
-        return forward_ad.unpack_dual(module.forward(forward_ad.make_dual(
-            x, torch.ones((), dtype=x.dtype, device=x.device).expand_as(x)))).tangent
-
-
 class Doctor:
     """Watches one model (and optionally its optimizer); `step(loss)` closes a training step."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                 loss_fn: Callable | None = None, *, cheap_every: int | None = 1,
-                 curvature_every: int | None = 50, name: str = "run"):
+                 loss_fn: Callable | None = None, *, every: int = 5,
+                 curvature_every: int | None = 50, check_every: int = 10, name: str = "run"):
         if not isinstance(model, nn.Module):
             raise DoctorError(f"the doctor watches a torch.nn.Module, not a "
                               f"{type(model).__name__}")
         self.model, self.optimizer, self.loss_fn, self.name = model, optimizer, loss_fn, name
-        self.layers = trainable_layers(model)
-        if not self.layers:
+        layers = trainable_layers(model)
+        if not layers:
             raise DoctorError(f"{type(model).__name__} has no parameters that require grad: "
                               "there is no training to watch")
-        self.params = [p for params in self.layers.values() for p in params]
-        self.layer_numbers = [i for i, params in enumerate(self.layers.values())
-                              for _ in params]  # each parameter's layer
-        self.index_of = {id(p): i for i, p in enumerate(self.params)}
-        self.trainable = sum(p.numel() for p in self.params)
+        self.layer_names = list(layers)
+        self.params = [p for params in layers.values() for p in params]
+        self.layer_numbers = [i for i, params in enumerate(layers.values()) for _ in params]
+        self.quantities = {q.name: q for q in (
+            LayerGradients(), StaleGradients(every=every), GradientZeros(every=every),
+            GradientAlignment(every=every),
+            GradientNoise(every=every), Activations(every=every), InputScale(every=every),
+            LossInputs(every=every), Recurrence(every=every),
+            Curvature(every=curvature_every))}
         self.capture = GradientCapture(model)
-        self.coverage = sum(p.numel() for m in self.capture.layers
-                            for p in m.parameters(recurse=False) if p.requires_grad
-                            ) / self.trainable
-        self.cheap = [LayerGradients(cheap_every), GradientNoise(cheap_every),
-                      Activations(cheap_every)]
-        self.curvature = Curvature(curvature_every)
+        self.check_every = check_every
+        self.kinds: dict = {}  # each activation site's kind, classified once
         self.history: list[dict] = []
         self.failures: dict[str, str] = {}  # quantity -> the first error it raised
+        self.timeline = rules.Timeline()
         self.step_index = 0
-        self.activation_summaries: dict[str, torch.Tensor] = {}
-        self._squares: torch.Tensor | None = None
-        self.probe_flat: dict[str, float] = {}
-        self.inputs = self.targets = None
         self._listening = True
-        self._before: list[torch.Tensor] | None = None  # θ before the step, kept for reuse
+        self._trace: StepTrace | None = None
+        self._forward: tuple | None = None  # (args, kwargs, output) of the step's first forward
+        self._before: list[torch.Tensor] | None = None  # θ before the step, then −Δθ
         self._step_seen = False
-        self._handles = [m.register_forward_hook(self._activation(name))
-                         for name, m in model.named_modules() if elementwise(m)]
+        self._stale: dict[int, torch.Tensor] = {}
+        self._recurrent: dict[str, tuple] = {}
+        self._handles = [
+            *(m.register_forward_hook(self._recurrent_input(name))
+              for name, m in model.named_modules() if isinstance(m, nn.RNNBase)),
+            model.register_forward_pre_hook(self._forward_begins, with_kwargs=True),
+            model.register_forward_hook(self._forward_ends, with_kwargs=True),
+            *(p.register_hook(self._gradient_arrives(i)) for i, p in enumerate(self.params))]
         if optimizer is not None:
             self._handles += [optimizer.register_step_pre_hook(self._before_step),
                               optimizer.register_step_post_hook(self._after_step)]
+        self._prepare()
+
+    # -- the schedule ----------------------------------------------------------------------------
+    def due(self, name: str, step: int | None = None) -> bool:
+        """Whether a quantity is measured at a step (every `every` steps from the first; never
+        with every=None)."""
+        every = self.quantities[name].every
+        return every is not None and (self.step_index if step is None else step) % every == 0
+
+    @property
+    def traced(self) -> bool:
+        return any(q.traced and self.due(q.name) for q in self.quantities.values())
+
+    def _prepare(self) -> None:
+        """Before a step begins: what its hooks should catch."""
+        self.capture.active = self.due("gradient_noise")
+        self._forward, self._step_seen, self._stale, self._recurrent = None, False, {}, {}
 
     # -- what the hooks catch --------------------------------------------------------------------
-    def _activation(self, name: str):
-        def hook(module: nn.Module, inputs: tuple, output) -> None:
-            if self._listening and torch.is_grad_enabled() and self._due(self.cheap[2]):
-                sample = inputs[0].detach()[:self.cheap[2].samples]
-                self.activation_summaries[name] = Activations.summarise(derivative(module,
-                                                                                   sample))
-                if name not in self.probe_flat:
-                    probe = torch.randn(inputs[0].shape, generator=torch.Generator(
-                        inputs[0].device).manual_seed(0), device=inputs[0].device)
-                    self.probe_flat[name] = float((derivative(module, probe) == 0).float()
-                                                  .mean())
+    def _forward_begins(self, module, args, kwargs) -> None:
+        if self._listening and self._forward is None and torch.is_grad_enabled():
+            self._forward = (args, kwargs, None)
+            if self.traced:
+                self._trace = StepTrace(self.kinds)
+                self._trace.start(self.model)
+
+    def _forward_ends(self, module, args, kwargs, output) -> None:
+        if self._forward is not None and self._forward[2] is None and self._forward[0] is args:
+            self._forward = (args, kwargs, output)
+            if self._trace is not None:
+                self._trace.forward_done(output)
+
+    def _recurrent_input(self, name: str) -> Callable:
+        def hook(module, args, output) -> None:
+            if self._listening and self._trace is not None and name not in self._recurrent \
+                    and args and isinstance(args[0], torch.Tensor):
+                self._recurrent[name] = (module, args[0].detach())
         return hook
 
+    def _gradient_arrives(self, index: int) -> Callable:
+        def hook(grad: torch.Tensor) -> None:
+            if self._listening and index not in self._stale and self.due("stale_gradients"):
+                held = self.params[index].grad
+                self._stale[index] = (held.detach().square().sum() if held is not None
+                                      else grad.new_zeros(()))
+        return hook
+
+    def _close_trace(self) -> None:
+        if self._trace is not None:
+            self._trace.close()
+
     def _before_step(self, optimizer, args, kwargs) -> None:
-        if self._due(self.cheap[0]):
+        self._close_trace()
+        if self._listening and self.due("alignment"):
             weights = [p.detach() for p in self.params]
             if self._before is None:
                 self._before = [w.clone() for w in weights]
-            else:  # into the same buffers every step: fresh ones cost page faults on a CPU
+            else:  # into the same buffers every time: fresh ones cost page faults on a CPU
                 torch._foreach_copy_(self._before, weights)
 
     def _after_step(self, optimizer, args, kwargs) -> None:
-        if self._due(self.cheap[0]) and self._before is not None:
+        if self._listening and self.due("alignment") and self._before is not None:
             torch._foreach_sub_(self._before, [p.detach() for p in self.params])
             self._step_seen = True
 
-    @property
-    def changes(self) -> list[torch.Tensor] | None:
-        """−Δθ of the optimizer's step just taken, per parameter (None if no step was seen)."""
-        return self._before if self._step_seen else None
-
-    def _due(self, quantity) -> bool:
-        """Whether a quantity is measured this step (every `every` steps from the first; never
-        with every=None)."""
-        return quantity.every is not None and self.step_index % quantity.every == 0
-
-    def squares(self) -> torch.Tensor:
-        """Every trainable parameter's squared gradient norm (0 where no gradient reached it),
-        squared weight norm and, after an optimizer step, squared update norm, in that order:
-        one fused call per step, shared by the quantities."""
-        if self._squares is None:
-            zero = self.params[0].new_zeros(())
-            grads = [zero if p.grad is None else p.grad for p in self.params]
-            self._squares = squared_norms(grads + [p.detach() for p in self.params]
-                                          + (self.changes or []))
-        return self._squares
-
-    def layers_with_grad(self) -> set[int]:
-        """The layers a gradient reached this step."""
-        return {i for i, p in zip(self.layer_numbers, self.params, strict=True)
-                if p.grad is not None}
-
-    # -- the optimizer's settings, for the stability limit ---------------------------------------
-    @property
-    def plain_sgd(self) -> bool:
-        return type(self.optimizer) is torch.optim.SGD
-
-    @property
-    def lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"]) if self.optimizer else math.nan
-
-    @property
-    def momentum(self) -> float:
-        return float(self.optimizer.param_groups[0].get("momentum", 0.0)) if self.optimizer \
-            else 0.0
-
-    @property
-    def can_call_loss(self) -> bool:
-        return self.loss_fn is not None and self.inputs is not None and self.targets is not None
-
-    # -- one step ----------------------------------------------------------------------------------
+    # -- one step --------------------------------------------------------------------------------
     def step(self, loss: torch.Tensor | float, inputs: torch.Tensor | None = None,
              targets: torch.Tensor | None = None) -> dict:
         """Close the step: record the loss and every quantity that is due; returns the record."""
-        if isinstance(loss, torch.Tensor):
-            if loss.numel() != 1:
-                raise DoctorError(f"the loss must be a scalar; got a tensor of shape "
-                                  f"{tuple(loss.shape)} (reduce it, e.g. .mean())")
-            loss = loss.detach()
-        self.inputs, self.targets = inputs, targets
+        if isinstance(loss, torch.Tensor) and loss.numel() != 1:
+            raise DoctorError(f"the loss must be a scalar; got a tensor of shape "
+                              f"{tuple(loss.shape)} (reduce it, e.g. .mean())")
+        self._close_trace()
+        view = self._view(loss, inputs, targets)
+        due = [q for q in self.quantities.values() if self.due(q.name)]
         measured, raw = [], []
         self._listening = self.capture.active = False
         try:
-            for quantity in (*self.cheap, self.curvature):
-                if self._due(quantity):
-                    with self._guard(quantity):
-                        raw.append(quantity.measure(self))
-                        measured.append(quantity)
+            for quantity in due:
+                with self._guard(quantity):
+                    raw.append(quantity.measure(view))
+                    measured.append(quantity)
+            alignment = self.quantities["alignment"]
+            if alignment.due_next(self.step_index):
+                with self._guard(alignment):
+                    alignment.keep(view)
         finally:
-            self._listening = self.capture.active = True
+            self._listening = True
             self.capture.clear()
-            self.activation_summaries, self._squares, self._step_seen = {}, None, False
-            self.inputs = self.targets = None
-        moved = as_floats([{"loss": loss}, *raw])  # one transfer from the device
+            self._trace = None
+        loss_value = loss.detach().reshape(()) if isinstance(loss, torch.Tensor) else loss
+        moved = as_floats([{"loss": loss_value}, *raw])  # one transfer from the device
         record = {"step": self.step_index, "loss": float(moved[0]["loss"])}
         for quantity, found in zip(measured, moved[1:], strict=True):
             with self._guard(quantity):
-                record |= quantity.derive(found, self)
+                record |= quantity.derive(found, view)
         self.history.append(record)
+        if self.step_index % self.check_every == 0 or not math.isfinite(record["loss"]):
+            self.check()
         self.step_index += 1
+        self._prepare()
         return record
+
+    def _view(self, loss, inputs, targets) -> StepView:
+        grads = [p.grad if p.grad is not None else p.new_zeros(()) for p in self.params]
+        changes = self._before if self._step_seen else None
+        squares = squared_norms(grads + [p.detach() for p in self.params] + (changes or []))
+        args, kwargs, output = self._forward or ((), {}, None)
+        first = inputs if inputs is not None else next(
+            (a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)), None)
+        loss_at, baseline = self._loss_closures(loss, inputs, targets, args, kwargs, output)
+        return StepView(
+            step=self.step_index, model=self.model, params=self.params,
+            layer_numbers=self.layer_numbers, layer_names=self.layer_names, squares=squares,
+            seen=frozenset(i for i, p in zip(self.layer_numbers, self.params, strict=True)
+                           if p.grad is not None),
+            changes=changes, optimizer=self.optimizer, inputs=first, trace=self._trace,
+            capture=self.capture, stale=torch.stack(list(self._stale.values())).sum()
+            if self._stale else None, recurrent=dict(self._recurrent), loss_at=loss_at,
+            baseline=baseline)
+
+    def _loss_closures(self, loss, inputs, targets, args, kwargs, output):
+        """(loss_at(rows), baseline()): from the loss function and batch when given, else from
+        the trace's tape of the loss computation; None where neither is available."""
+        if self.loss_fn is not None and inputs is not None and targets is not None:
+            def loss_at(rows):
+                return self.loss_fn(self.model(inputs[:rows]), targets[:rows])
+
+            def baseline():
+                return None if output is None else self.loss_fn(batch_mean(output), targets)
+            return loss_at, baseline
+        tape = self._trace.tape if self._trace is not None else None
+        if tape is None or not isinstance(loss, torch.Tensor) or output is None:
+            return None, None
+        return (lambda rows: tape.replay(self.model(*args, **kwargs), loss),
+                lambda: tape.replay(batch_mean(output), loss))
 
     @contextmanager
     def _guard(self, quantity) -> Iterator[None]:
         """Never break the user's training loop: a quantity that raises is skipped, and its
-        first error kept in `failures`."""
+        first error kept in `failures` (and stated in the coverage)."""
         try:
             yield
         except Exception as error:
-            self.failures.setdefault(type(quantity).__name__, f"{error}")
+            self.failures.setdefault(quantity.name, f"{type(error).__name__}: {error}")
 
-    def diagnose(self) -> list[verdicts.Verdict]:
-        return verdicts.diagnose(self.history, self.layers)
+    # -- verdicts --------------------------------------------------------------------------------
+    def context(self) -> rules.Context:
+        groups = self.optimizer.param_groups[0] if self.optimizer is not None else {}
+        betas = groups.get("betas", (math.nan, math.nan))
+        return rules.Context(
+            layers=tuple(self.layer_names), optimizer=type(self.optimizer).__name__
+            if self.optimizer is not None else "", lr=float(groups.get("lr", math.nan)),
+            momentum=float(groups.get("momentum", betas[0] if groups else 0.0)))
 
-    def report(self, store=None, console=None) -> list[verdicts.Verdict]:
-        """Print the verdicts as a table; with a store, write the quantities to it too."""
+    def check(self) -> None:
+        """Apply the rules to the history now, and keep what persists."""
+        if self.history:
+            self.timeline.check(self.history[-1]["step"], rules.diagnose(self.history,
+                                                                         self.context()))
+
+    def diagnose(self) -> list[rules.Verdict]:
+        """The verdicts standing now (checked at the last step), most confident first."""
+        if self.history and self.timeline.last_step != self.history[-1]["step"]:
+            self.check()
+        return self.timeline.standing(len(self.history))
+
+    def coverage(self) -> dict:
+        return rules.coverage(self.history, self.failures, self.loss_fn is not None,
+                              self.quantities["curvature"].every)
+
+    def summary(self) -> dict:
+        """The doctor's JSON document (gradfail.doctor.output)."""
+        from gradfail.doctor.output import document
+        return document(self)
+
+    def report(self, store=None, console=None) -> list[rules.Verdict]:
+        """Print the verdicts as a table; with a store, keep the session there too."""
+        from gradfail.doctor import output
         found = self.diagnose()
-        verdicts.print_table(found, self.name, len(self.history), console)
+        output.print_table(self, found, console)
         if store is not None:
-            verdicts.save(store, self.name, self.history, found)
+            output.save(store, self)
         return found
 
     def close(self) -> None:
+        self._close_trace()
         for handle in self._handles:
             handle.remove()
         self.capture.remove()
+
+
+def batch_mean(output):
+    """An input-independent prediction: each floating tensor of the output replaced by its mean
+    over the batch (the first axis), broadcast back to its shape."""
+    return tree_map(lambda t: t.detach().mean(0, keepdim=True).expand_as(t)
+                    if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim() > 0
+                    else t, output)
 
 
 @contextmanager

@@ -1,69 +1,81 @@
-"""What the doctor measures: small classes, each with its schedule, each returning plain numbers.
+"""What the doctor measures: small classes, each with a name and a schedule, each reading a typed,
+read-only view of the step (`StepView`) and returning plain numbers.
 
-A quantity works in two halves. `measure(watched)` reads what the hooks of the Doctor
-(gradfail.doctor.monitor) caught during the step and returns raw readings, as tensors where
-they are computed on the device; the Doctor moves every quantity's tensors off the device in
-one transfer (`as_floats`), and `derive(raw, watched)` turns the plain numbers into the
-recorded ones (per-layer sums, ratios, the noise statistics) in Python, where a few floats cost
-nothing. `every` is the schedule in steps (None: never).
+A quantity works in two halves. `measure(view)` returns raw readings, as tensors where they are
+computed on the device; the Doctor (gradfail.doctor.monitor) moves every quantity's tensors off
+the device in one transfer (`as_floats`), and `derive(raw, view)` turns the plain numbers into
+the recorded ones in Python, where a few floats cost nothing. `every` is the schedule in steps
+(None: never); `traced` quantities read the step's `StepTrace` (gradfail.doctor.trace), so the
+trace runs on their steps.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from gradfail.doctor import curvature
-from gradfail.doctor.per_sample import functional_norms
+from gradfail.doctor.per_sample import GradientCapture
 
-SATURATED = 0.01  # a smooth activation's derivative below this counts as saturated
+
+@dataclass(frozen=True)
+class StepView:
+    """What one training step shows the quantities. `loss_at(rows)` evaluates the step's loss
+    again at the current parameters on the first `rows` samples (None: the whole batch), and
+    `baseline()` the loss of an input-independent prediction (the batch-mean output); both are
+    None when neither a loss function nor a taped loss computation is available."""
+
+    step: int
+    model: nn.Module
+    params: list[torch.Tensor]
+    layer_numbers: list[int]  # each parameter's layer
+    layer_names: list[str]  # module paths
+    squares: torch.Tensor  # ‖g‖², ‖θ‖² (and ‖Δθ‖² after a seen step), per parameter
+    seen: frozenset[int]  # layers a gradient reached
+    changes: list[torch.Tensor] | None  # −Δθ of the step just taken
+    optimizer: torch.optim.Optimizer | None
+    inputs: torch.Tensor | None  # the model's first input, when it is a tensor
+    trace: object | None  # the StepTrace of a traced step
+    capture: GradientCapture
+    stale: torch.Tensor | None  # ‖g held before this step's first backward‖², all parameters
+    recurrent: dict | None = None  # module path -> (recurrent module, its input this step)
+    loss_at: Callable[[int | None], torch.Tensor] | None = None
+    baseline: Callable[[], torch.Tensor | None] | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.params)
+
+    @property
+    def plain_sgd(self) -> bool:
+        return type(self.optimizer) is torch.optim.SGD
+
+    def setting(self, key: str, default: float = math.nan) -> float:
+        if self.optimizer is None:
+            return default
+        value = self.optimizer.param_groups[0].get(key, default)
+        return float(value[0] if isinstance(value, tuple) else value)
 
 
 class Quantity:
+    name: str = ""
     every: int | None = 1
+    traced: bool = False
 
-    def measure(self, watched) -> dict:
+    def measure(self, view: StepView) -> dict:
         raise NotImplementedError
 
-    def derive(self, raw: dict, watched) -> dict[str, float]:
+    def derive(self, raw: dict, view: StepView) -> dict[str, float]:
         return raw
 
 
 def squared_norms(tensors: list[torch.Tensor]) -> torch.Tensor:
     """Each tensor's squared norm, as one vector, in one fused call."""
     return torch.stack(torch._foreach_norm(tensors)).square()
-
-
-@dataclass
-class LayerGradients(Quantity):
-    """Per-layer gradient norms and gradient/weight ratios and, when the optimizer's step was
-    seen, update/weight ratios ‖Δθ‖/‖θ‖ (θ after the step), from every parameter's norms in
-    one fused call."""
-
-    every: int | None = 1
-
-    def measure(self, watched) -> dict:
-        return {"squares": watched.squares(), "seen": watched.layers_with_grad()}
-
-    def derive(self, raw: dict, watched) -> dict[str, float]:
-        count, squares = len(watched.params), raw["squares"]
-        grads = per_layer(squares[:count], watched.layer_numbers, len(watched.layers))
-        weights = per_layer(squares[count:2 * count], watched.layer_numbers,
-                            len(watched.layers))
-        found = {"grad_norm": math.sqrt(sum(grads))}
-        for i, name in enumerate(watched.layers):
-            if i in raw["seen"]:
-                found[f"grad_norm/{name}"] = math.sqrt(grads[i])
-                found[f"grad_ratio/{name}"] = math.sqrt(grads[i] / max(weights[i], 1e-24))
-        if len(squares) > 2 * count:
-            changes = per_layer(squares[2 * count:], watched.layer_numbers,
-                                len(watched.layers))
-            found |= {f"update_ratio/{name}": math.sqrt(changes[i] / max(weights[i], 1e-24))
-                      for i, name in enumerate(watched.layers)}
-        return found
 
 
 def per_layer(squares: list[float], layer_numbers: list[int], layers: int) -> list[float]:
@@ -75,6 +87,137 @@ def per_layer(squares: list[float], layer_numbers: list[int], layers: int) -> li
 
 
 @dataclass
+class LayerGradients(Quantity):
+    """Per-layer gradient norms, gradient/weight and update/weight ratios ‖Δθ‖/‖θ‖, the total
+    gradient and weight norms, and the share of parameters whose values are not finite."""
+
+    name: str = "layer_gradients"
+    every: int | None = 1
+
+    def measure(self, view: StepView) -> dict:
+        return {"squares": view.squares}
+
+    def derive(self, raw: dict, view: StepView) -> dict[str, float]:
+        count, squares, layers = view.count, raw["squares"], len(view.layer_names)
+        grads = per_layer(squares[:count], view.layer_numbers, layers)
+        weights = per_layer(squares[count:2 * count], view.layer_numbers, layers)
+        found = {"grad_norm": math.sqrt(sum(grads)), "weight_norm": math.sqrt(sum(weights))}
+        for i, name in enumerate(view.layer_names):
+            if i in view.seen:
+                found[f"grad_norm/{name}"] = math.sqrt(grads[i])
+                found[f"grad_ratio/{name}"] = math.sqrt(grads[i] / max(weights[i], 1e-24))
+            if not math.isfinite(weights[i]):
+                found[f"nonfinite/weight/{name}"] = 1.0
+            elif not math.isfinite(grads[i]):
+                found[f"nonfinite/grad/{name}"] = 1.0
+        if len(squares) > 2 * count:
+            changes = per_layer(squares[2 * count:], view.layer_numbers, layers)
+            found["update_ratio"] = math.sqrt(sum(changes) / max(sum(weights), 1e-24))
+            found |= {f"update_ratio/{name}": math.sqrt(changes[i] / max(weights[i], 1e-24))
+                      for i, name in enumerate(view.layer_names)}
+        return found
+
+
+@dataclass
+class StaleGradients(Quantity):
+    """‖the gradient already held when a step's first backward began‖² over ‖the gradient the
+    optimizer stepped with‖²: exactly 0 when gradients are cleared every step (before the first
+    micro-batch, under deliberate accumulation), near 1 when they are never cleared."""
+
+    name: str = "stale_gradients"
+    every: int | None = 1
+
+    def measure(self, view: StepView) -> dict:
+        return {} if view.stale is None else {"stale": view.stale,
+                                              "held": view.squares[:view.count].sum()}
+
+    def derive(self, raw: dict, view: StepView) -> dict[str, float]:
+        if not raw or not raw["held"] > 0:
+            return {}
+        return {"stale_grad_ratio": raw["stale"] / raw["held"]}
+
+
+@dataclass
+class GradientZeros(Quantity):
+    """The share of gradient entries that are exactly zero, over every trainable parameter
+    (AutoTrainer's dying-ReLU statistic, kept for its baseline)."""
+
+    name: str = "gradient_zeros"
+    every: int | None = 5
+
+    def measure(self, view: StepView) -> dict:
+        grads = [p.grad for p in view.params if p.grad is not None]
+        if not grads:
+            return {}
+        nonzero = torch.stack([g.detach().abs().sign().sum() for g in grads]).sum()
+        return {"nonzero": nonzero, "entries": sum(g.numel() for g in grads)}
+
+    def derive(self, raw: dict, view: StepView) -> dict[str, float]:
+        return {"zero_grad_fraction": 1 - raw["nonzero"] / raw["entries"]} if raw else {}
+
+
+@dataclass
+class GradientAlignment(Quantity):
+    """cos(g_t, g_{t−1}) between consecutive steps' gradients (different batches): near 1 when
+    the gradient is signal, near 0 when it is noise (E cos ≈ batch SNR/(1 + batch SNR)),
+    negative when each step overshoots; and cos(Δθ_t, Δθ_{t−1}) of consecutive updates. The
+    previous gradient is kept one step before each measured one."""
+
+    name: str = "alignment"
+    every: int | None = 5
+    _previous: list[torch.Tensor] | None = field(default=None, repr=False)
+    _previous_change: list[torch.Tensor] | None = field(default=None, repr=False)
+    _kept_at: int = -2
+
+    def keep(self, view: StepView) -> None:
+        """Called by the Doctor on the step before a measured one."""
+        grads = gradients(view)
+        if self._previous is None:
+            self._previous = [g.detach().clone() for g in grads]
+            self._previous_change = None if view.changes is None else [
+                c.clone() for c in view.changes]
+        else:
+            torch._foreach_copy_(self._previous, grads)
+            if view.changes is not None and self._previous_change is not None:
+                torch._foreach_copy_(self._previous_change, view.changes)
+        self._kept_at = view.step
+
+    def measure(self, view: StepView) -> dict:
+        if self._kept_at != view.step - 1 or self._previous is None:
+            return {}
+        found = {"dot": sum_of_dots(gradients(view), self._previous),
+                 "before": squared_norms(self._previous).sum(),
+                 "now": view.squares[:view.count].sum()}
+        if view.changes is not None and self._previous_change is not None:
+            found |= {"change_dot": sum_of_dots(view.changes, self._previous_change),
+                      "change_before": squared_norms(self._previous_change).sum(),
+                      "change_now": view.squares[2 * view.count:].sum()}
+        return found
+
+    def derive(self, raw: dict, view: StepView) -> dict[str, float]:
+        found = {}
+        if raw.get("before", 0) > 0 and raw["now"] > 0:
+            found["grad_cosine"] = raw["dot"] / math.sqrt(raw["before"] * raw["now"])
+        if raw.get("change_before", 0) > 0 and raw["change_now"] > 0:
+            found["update_cosine"] = raw["change_dot"] / math.sqrt(raw["change_before"]
+                                                                   * raw["change_now"])
+        return found
+
+    def due_next(self, step: int) -> bool:
+        return self.every is not None and (step + 1) % self.every == 0
+
+
+def gradients(view: StepView) -> list[torch.Tensor]:
+    return [p.grad.detach() if p.grad is not None else torch.zeros_like(p) for p in view.params]
+
+
+def sum_of_dots(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+    return torch.stack([torch.vdot(x.reshape(-1), y.reshape(-1)) for x, y in zip(a, b,
+                                                                                 strict=True)]
+                       ).sum()
+
+
+@dataclass
 class GradientNoise(Quantity):
     """The gradient's signal-to-noise ratio and noise scale, one bias-corrected family (Cockpit's
     norm test and McCandlish et al. 2018's B_simple are the same statistic).
@@ -82,50 +225,33 @@ class GradientNoise(Quantity):
     From per-sample gradients gᵢ (i = 1..B) with mean ḡ: tr Σ̂ = (Σᵢ‖gᵢ‖² − B‖ḡ‖²)/(B − 1),
     ‖G‖² ≈ ‖ḡ‖² − tr Σ̂/B (unbiased); snr = ‖G‖²/tr Σ̂ per sample, batch_snr = B·snr, and the
     noise scale B_simple = tr Σ̂/‖G‖². Per-sample norms come from hooks on Linear and Conv layers,
-    for the first `samples` samples of the batch (E‖gᵢ‖² is estimated as well from a part of the
-    batch, at a fraction of the cost), or from vmap(grad) on the whole batch every
-    `functional_every` steps when other layers hold parameters and the loss function and batch
-    were given."""
+    for the first `samples` samples of the batch; `noise_coverage` is the share of the model's
+    trainable parameters those layers hold, so the evidence says what the SNR speaks for."""
 
-    every: int | None = 1
-    functional_every: int = 10
+    name: str = "gradient_noise"
+    every: int | None = 5
     samples: int = 32
+    traced: bool = True
 
-    def measure(self, watched) -> dict:
-        found = None
-        if (watched.coverage < 1 and watched.can_call_loss
-                and watched.step_index % self.functional_every == 0):
-            found = self._functional(watched)
-        if found is None:
-            found = self._hooked(watched)
-        return {} if found is None else found
-
-    def _hooked(self, watched) -> dict | None:
-        caught = watched.capture.norms(self.samples)
+    def measure(self, view: StepView) -> dict:
+        caught = view.capture.norms(self.samples)
         if caught is None:
-            return None
+            return {}
         contributions, layers, batch = caught
-        covered = [watched.index_of[id(p)] for m in layers for p in m.parameters(recurse=False)
-                   if p.requires_grad]
+        index = {id(p): i for i, p in enumerate(view.params)}
+        covered = [index[id(p)] for m in layers for p in m.parameters(recurse=False)
+                   if p.requires_grad and id(p) in index]
         # sample i's contribution cᵢ to the gradient g = Σᵢ cᵢ is gᵢ/B for a mean loss: the
         # per-sample gradients are B·cᵢ, their mean g (the ratios do not depend on the scale)
-        return {"per_sample": contributions.mean() * batch**2, "squares": watched.squares(),
-                "covered": covered, "batch": batch, "noise_coverage": sum(
-                    watched.params[i].numel() for i in covered) / watched.trainable}
+        return {"per_sample": contributions.mean() * batch**2, "covered": covered,
+                "squares": view.squares,
+                "batch": batch, "noise_coverage": sum(view.params[i].numel() for i in covered)
+                / sum(p.numel() for p in view.params)}
 
-    def _functional(self, watched) -> dict | None:
-        try:
-            per_sample, mean_squared = functional_norms(watched.model, watched.loss_fn,
-                                                        watched.inputs, watched.targets)
-        except Exception:  # a model vmap cannot batch (BatchNorm in train mode, in-place ops)
-            return None
-        return {"per_sample": per_sample.mean(), "mean_squared": mean_squared,
-                "batch": per_sample.numel(), "noise_coverage": 1.0}
-
-    def derive(self, raw: dict, watched) -> dict[str, float]:
-        mean_squared = raw.get("mean_squared")
-        if mean_squared is None:  # the hooked layers' part of the batch gradient's norm
-            mean_squared = sum(raw["squares"][i] for i in raw["covered"])
+    def derive(self, raw: dict, view: StepView) -> dict[str, float]:
+        if not raw:
+            return {}
+        mean_squared = sum(raw["squares"][i] for i in raw["covered"])
         return self.statistics(raw["per_sample"], mean_squared, raw["batch"]) | {
             "noise_coverage": raw["noise_coverage"]}
 
@@ -145,87 +271,202 @@ class GradientNoise(Quantity):
 
 @dataclass
 class Activations(Quantity):
-    """Per activation module: the fraction of elements with zero derivative (flat), with a
-    small nonzero one (saturated, below 0.01), and the fraction of units whose derivative is
-    zero on every sample (dead); and, once, the zero-derivative fraction at a standard normal
-    probe, which tells a flat function (a step link) from inputs pushed into a flat region
-    (dead ReLUs). Derivatives by a forward-mode product with ones, exact for elementwise
-    modules, at the first `samples` samples of the batch; the forward hooks reduce them as they
-    are met (`summarise`), so no derivative is kept."""
+    """Every nonlinearity the trace saw, however written (module, `F.relu` in a forward, a
+    Transformer layer's activation, `torch.tanh` in a hand-written RNN loop): by its kind, the
+    fraction of zero derivatives (flat functions), of units dead on every sample (one-sided,
+    ReLU-like), of derivatives below 1% of the function's typical one (saturated, smooth ones);
+    the RMS of its input; and the RMS of the gradient that reached its output, first call and
+    last call (a loop's calls are its time steps)."""
 
-    every: int | None = 1
-    samples: int = 32
+    name: str = "activations"
+    every: int | None = 5
+    traced: bool = True
 
-    def measure(self, watched) -> dict:
-        return dict(watched.activation_summaries)
-
-    def derive(self, raw: dict, watched) -> dict[str, float]:
-        found = {}
-        for name, (flat, saturated, dead) in raw.items():
-            found |= {f"probe_flat/{name}": watched.probe_flat[name], f"flat/{name}": flat,
-                      f"saturated/{name}": saturated, f"dead/{name}": dead}
+    def measure(self, view: StepView) -> dict:
+        if view.trace is None:
+            return {}
+        found: dict = {"sites": {site.name: site for site in view.trace.sites.values()}}
+        for site in view.trace.sites.values():
+            found[f"summary/{site.name}"] = torch.stack(site.summaries).mean(0)
+            if site.reached:
+                found[f"first/{site.name}"] = site.reached[0]
+                found[f"last/{site.name}"] = site.reached[-1]
         return found
 
-    @staticmethod
-    def summarise(derivative: torch.Tensor) -> torch.Tensor:
-        """(flat, saturated, dead) fractions of one derivative tensor, as one vector."""
-        magnitude = derivative.detach().abs()
-        # counted by signs of float tensors: comparisons to bool tensors are several times
-        # slower on a CPU
-        flat = 1 - magnitude.sign().mean()
-        saturated = (SATURATED - magnitude).clamp_(min=0).sign_().mean() - flat
-        unit_axis = 1 if magnitude.dim() in (2, 4, 5) else magnitude.dim() - 1
-        others = tuple(i for i in range(magnitude.dim()) if i != unit_axis)
-        dead = ((magnitude.amax(dim=others) == 0).float().mean() if others
-                else torch.zeros((), device=magnitude.device))
-        return torch.stack([flat, saturated, dead])
+    def derive(self, raw: dict, view: StepView) -> dict[str, float]:
+        found = {}
+        for name, site in raw.get("sites", {}).items():
+            zero, tiny, dead, square = raw[f"summary/{name}"]
+            found[f"kind/{name}"] = {"flat": 0.0, "one-sided": 1.0, "smooth": 2.0}[site.kind]
+            found[f"order/{name}"] = float(site.order)
+            found[f"input_rms/{name}"] = math.sqrt(square)
+            if site.kind == "flat":
+                found[f"flat/{name}"] = zero
+            elif site.kind == "one-sided":
+                found[f"dead/{name}"] = dead
+                found[f"zero/{name}"] = zero
+            else:
+                found[f"saturated/{name}"] = tiny
+            if f"first/{name}" in raw:
+                found[f"act_grad/{name}"] = math.sqrt(raw[f"first/{name}"])
+                if len(site.reached) > 1:
+                    found[f"act_grad_last_call/{name}"] = math.sqrt(raw[f"last/{name}"])
+                    found[f"calls/{name}"] = float(len(site.reached))
+        return found
+
+
+@dataclass
+class Recurrence(Quantity):
+    """For every nn.RNN / nn.GRU / nn.LSTM in the model: how much its last output depends on its
+    first input against its last, ‖∂(v·y_T)/∂x_1‖ / ‖∂(v·y_T)/∂x_T‖ for a fixed random direction
+    v, on the first `samples` sequences it saw this step: far below 1 when gradients vanish
+    through time, far above when they explode (the fused kernels hide their gates, so the
+    module itself is differentiated again)."""
+
+    name: str = "recurrence"
+    every: int | None = 5
+    samples: int = 8
+    traced: bool = True
+
+    def measure(self, view: StepView) -> dict:
+        found = {}
+        for name, (module, x) in (view.recurrent or {}).items():
+            sequence = x[:self.samples] if module.batch_first else x[:, :self.samples]
+            sequence = sequence.detach().clone().requires_grad_(True)
+            with torch.enable_grad():
+                out = module(sequence)[0]
+                last = out[:, -1] if module.batch_first else out[-1]
+                direction = torch.randn(last.shape[-1], generator=torch.Generator(
+                    last.device).manual_seed(0), device=last.device, dtype=last.dtype)
+                grad, = torch.autograd.grad((last * direction).sum(), sequence)
+            time_axis = 1 if module.batch_first else 0
+            norms = grad.square().sum(-1).sum(1 - time_axis)  # (T,)
+            found[name] = norms[[0, -1]].sqrt()
+        return found
+
+    def derive(self, raw: dict, view: StepView) -> dict[str, float]:
+        return {f"time_ratio/{name}": first / last if last > 0 else math.inf
+                for name, (first, last) in raw.items()}
+
+
+@dataclass
+class InputScale(Quantity):
+    """The model's (floating-point) input, per feature (the last axis of a flat input, the
+    channel axis of an image): the largest RMS over features, and the ratio of the largest to
+    the smallest feature standard deviation among features that vary."""
+
+    name: str = "inputs"
+    every: int | None = 5
+
+    def measure(self, view: StepView) -> dict:
+        x = view.inputs
+        if x is None or not x.is_floating_point() or x.dim() < 2 or x.shape[0] < 2:
+            return {}
+        features = x.detach().movedim(1 if x.dim() >= 4 else -1, -1).reshape(-1, x.shape[
+            1 if x.dim() >= 4 else -1]).float()
+        return {"rms": features.square().mean(0).sqrt(), "std": features.std(0)}
+
+    def derive(self, raw: dict, view: StepView) -> dict[str, float]:
+        if not raw:
+            return {}
+        rms, std = raw["rms"], raw["std"]
+        varying = [s for s in std if s > 1e-8]
+        found = {"input_rms_max": max(rms), "input_rms_median": sorted(rms)[len(rms) // 2]}
+        if len(varying) >= 2:
+            found["input_std_spread"] = max(varying) / min(varying)
+        return found
+
+
+@dataclass
+class LossInputs(Quantity):
+    """What the loss was given: for torch's log-losses, the share of inputs that are
+    probabilities where logits or log-probabilities belong (and a classifier's batch accuracy);
+    and the loss of an input-independent prediction, the batch-mean output, so that
+    `input_gain` = (baseline − loss)/|baseline| says how much the model has learned from its
+    inputs (≤ 0: nothing beyond the output's mean)."""
+
+    name: str = "loss_inputs"
+    every: int | None = 5
+    traced: bool = True
+
+    def measure(self, view: StepView) -> dict:
+        found = {}
+        if view.trace is not None and view.trace.log_losses:
+            first = view.trace.log_losses[0]
+            found["loss_kind"] = first["loss"]
+            found |= {k: v for k, v in first.items() if k != "loss"}
+        if view.baseline is not None:
+            with torch.no_grad():
+                baseline = view.baseline()
+            if baseline is not None and baseline.numel() == 1:
+                found["baseline_loss"] = baseline.detach().reshape(())
+        return found
+
+    def derive(self, raw: dict, view: StepView) -> dict[str, float]:
+        found = {}
+        if "probabilities" in raw:
+            found[f"probability_inputs/{raw['loss_kind']}"] = raw["probabilities"]
+        if "accuracy" in raw:
+            found["accuracy"] = raw["accuracy"]
+        if "baseline_loss" in raw:
+            found["baseline_loss"] = raw["baseline_loss"]
+        return found
 
 
 @dataclass
 class Curvature(Quantity):
     """λ_min and λ_max by `lanczos_steps` Lanczos steps, the trace by Hutchinson (`probes`
-    Rademacher vectors plus the Lanczos start) with its standard error, and lr·λ_max against
-    the stability limit 2(1 + momentum) of (heavy-ball) gradient descent. Evaluated on at most
-    `batch` samples of the step's batch; the model's buffers and the RNG are left as found."""
+    Rademacher vectors plus the Lanczos start) with its standard error, and, for SGD, lr·λ_max
+    against the stability limit 2(1 + momentum) of (heavy-ball) gradient descent. Evaluated on
+    at most `batch` samples of the step's batch where the loss can be re-evaluated on a part
+    (else on the whole batch); the model's buffers and the RNG are left as found."""
 
+    name: str = "curvature"
     every: int | None = 50
     lanczos_steps: int = 10
     probes: int = 4
     batch: int = 32
+    traced: bool = True
 
-    def measure(self, watched) -> dict[str, float]:
-        if not watched.can_call_loss:
+    def measure(self, view: StepView) -> dict:
+        if view.loss_at is None:
             return {}
-        x, y = watched.inputs[:self.batch], watched.targets[:self.batch]
-        buffers = {k: v.clone() for k, v in watched.model.named_buffers()}
-        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-            hessian = curvature.Hessian(lambda: watched.loss_fn(watched.model(x), y),
-                                        watched.params)
-            generator = torch.Generator(device=x.device).manual_seed(watched.step_index)
-            start = curvature.rademacher(hessian, generator)
-            low, high, first = curvature.lanczos(hessian, self.lanczos_steps, start)
-            trace, error = curvature.hutchinson_trace(hessian, self.probes, generator, (first,))
-        for name, value in buffers.items():
-            dict(watched.model.named_buffers())[name].copy_(value)
+        buffers = {k: v.clone() for k, v in view.model.named_buffers()}
+        device = view.params[0].device
+        try:
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                hessian = curvature.Hessian(lambda: view.loss_at(self.batch), view.params)
+                generator = torch.Generator(device=device).manual_seed(view.step)
+                start = curvature.rademacher(hessian, generator)
+                low, high, first = curvature.lanczos(hessian, self.lanczos_steps, start)
+                trace, error = curvature.hutchinson_trace(hessian, self.probes, generator,
+                                                          (first,))
+        finally:
+            named = dict(view.model.named_buffers())
+            for name, value in buffers.items():
+                named[name].copy_(value)
         found = {"lambda_min": low, "lambda_max": high, "trace": trace, "trace_se": error}
-        if watched.plain_sgd:
-            limit = 2 * (1 + watched.momentum)
-            found |= {"lr_lambda_max": watched.lr * high, "stability_limit": limit}
+        if view.plain_sgd:
+            momentum = view.setting("momentum", 0.0)
+            found |= {"lr_lambda_max": view.setting("lr") * high,
+                      "stability_limit": 2 * (1 + momentum)}
         return found
 
 
 def as_floats(readings: list[dict]) -> list[dict]:
     """The readings with every tensor among them moved off the device in one transfer: a 0-d
     tensor becomes a float, a larger one a list of floats; other values are kept."""
-    tensors = [v.reshape(-1) for found in readings for v in found.values()
-               if isinstance(v, torch.Tensor)]
-    moved = iter(torch.cat(tensors).tolist() if tensors else [])
-    return [{k: (v if not isinstance(v, torch.Tensor) else next(moved) if v.dim() == 0
-                 else [next(moved) for _ in range(v.numel())]) for k, v in found.items()}
+    tensors = {id(v): v for found in readings for v in found.values()
+               if isinstance(v, torch.Tensor)}
+    flat = [t.detach().reshape(-1).float() for t in tensors.values()]
+    moved = iter(torch.cat(flat).tolist() if flat else [])
+    converted = {key: next(moved) if t.dim() == 0 else [next(moved) for _ in range(t.numel())]
+                 for key, t in tensors.items()}
+    return [{k: converted[id(v)] if isinstance(v, torch.Tensor) else v for k, v in found.items()}
             for found in readings]
 
 
 def trainable_layers(model: nn.Module) -> dict[str, list[torch.Tensor]]:
-    """{module name: its own trainable parameters}, in registration order."""
+    """{module path: its own trainable parameters}, in registration order."""
     return {name or type(model).__name__: params for name, module in model.named_modules()
             if (params := [p for p in module.parameters(recurse=False) if p.requires_grad])}

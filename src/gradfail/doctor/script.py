@@ -3,13 +3,18 @@
 Global hooks find what to watch: every module that runs a forward pass is remembered, and at
 an optimizer's first step the largest remembered module whose parameters that optimizer
 trains becomes the watched model (from the next step on). Each scalar `.backward()` records
-the loss the step is judged by. The script's own exceptions are shown with their traceback.
+the loss tensor the step is judged by; the doctor's trace tapes how it was computed from the
+model's output, so curvature and the loss baseline need no loss function from the user. The
+script's own exceptions are shown with their traceback; under `--json` its standard output
+goes to standard error, so that standard output holds only the doctor's document.
 """
 
 from __future__ import annotations
 
+import contextlib
 import runpy
 import sys
+import time
 import traceback
 import weakref
 from pathlib import Path
@@ -27,7 +32,7 @@ class ScriptWatch:
     def __init__(self):
         self.seen: weakref.WeakSet[nn.Module] = weakref.WeakSet()
         self.doctors: dict[int, Doctor] = {}
-        self.loss: float | None = None
+        self.loss: torch.Tensor | None = None
         self._backward = torch.Tensor.backward
 
     def __enter__(self) -> ScriptWatch:
@@ -35,7 +40,7 @@ class ScriptWatch:
 
         def backward(tensor: torch.Tensor, *args, **kwargs):
             if tensor.numel() == 1:
-                watch.loss = float(tensor.detach())
+                watch.loss = tensor
             return watch._backward(tensor, *args, **kwargs)
         torch.Tensor.backward = backward
         self._handles = [
@@ -49,31 +54,38 @@ class ScriptWatch:
         for handle in self._handles:
             handle.remove()
         for doctor in self.doctors.values():
+            doctor.diagnose()  # a last check at the last step
             doctor.close()
 
     def _stepped(self, optimizer: torch.optim.Optimizer, args, kwargs) -> None:
         doctor = self.doctors.get(id(optimizer))
         if doctor is None:
             trained = {id(p) for group in optimizer.param_groups for p in group["params"]}
-            candidates = [m for m in list(self.seen) if (params := list(m.parameters()))
-                          and all(id(p) in trained for p in params)]
+            candidates = [m for m in list(self.seen) if (params := [
+                p for p in m.parameters() if p.requires_grad]) and all(
+                id(p) in trained for p in params)]
             if candidates:
                 model = max(candidates, key=lambda m: sum(p.numel() for p in m.parameters()))
                 self.doctors[id(optimizer)] = Doctor(model, optimizer,
                                                      name=type(model).__name__)
         elif self.loss is not None:
             doctor.step(self.loss)
+            self.loss = None
 
 
-def run_script(path: str, argv: list[str]) -> list[Doctor]:
-    """Run the script as __main__ with `argv`; the doctors that watched it."""
+def run_script(path: str, argv: list[str], quiet_stdout: bool = False
+               ) -> tuple[list[Doctor], float]:
+    """Run the script as __main__ with `argv`; (the doctors that watched it, its wall time in
+    seconds). With `quiet_stdout`, what the script prints goes to standard error."""
     script = Path(path)
     if not script.is_file():
         raise DoctorError(f"no such script: {path}")
     saved_argv = sys.argv
     sys.argv = [str(script), *argv]
+    start = time.perf_counter()
     try:
-        with ScriptWatch() as watch:
+        with ScriptWatch() as watch, contextlib.redirect_stdout(
+                sys.stderr if quiet_stdout else sys.stdout):
             try:
                 runpy.run_path(str(script), run_name="__main__")
             except SystemExit as done:
@@ -82,10 +94,10 @@ def run_script(path: str, argv: list[str]) -> list[Doctor]:
             except Exception as error:
                 traceback.print_exc()
                 raise DoctorError(f"{path} raised {type(error).__name__}: {error}") from None
-            doctors = list(watch.doctors.values())
+        doctors = list(watch.doctors.values())
     finally:
         sys.argv = saved_argv
     if not doctors:
         raise DoctorError(f"{path} never stepped an optimizer of a model that ran forward: "
                           "nothing to diagnose")
-    return doctors
+    return doctors, time.perf_counter() - start

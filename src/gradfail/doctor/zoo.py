@@ -2,9 +2,11 @@
 runs, on which the doctor is validated (confusion matrix, precision and recall per verdict,
 detection delay in steps).
 
-A case is registered with `@case(label)`: a function of a seed that returns a `Setup` (an
-nn.Module, its optimizer, the loss function and a batch sampler). New cases join the
-validation by being registered; every case runs on the CPU in seconds.
+A case is registered with `@case(label, source, split)`: a function of a seed that returns a
+`Setup` (an nn.Module, its optimizer, the loss function and a batch sampler). New cases join
+the validation by being registered; every case runs on the CPU in seconds. The zoo is held out
+by configuration: the rules may be set on the "dev" cases only; the "heldout" cases (and the
+benchmark of independent programs, gradfail.doctor.bench) judge them.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from gradfail.data.curves import kink_vectors, ramp_matrix
 from gradfail.data.lines import line_labels, random_lines, rasterise
 from gradfail.data.parity import random_signs
 from gradfail.doctor.monitor import Doctor
-from gradfail.doctor.verdicts import VERDICTS
+from gradfail.doctor.rules import VERDICTS
 
 
 @dataclass
@@ -38,18 +40,21 @@ class Case:
     name: str
     label: str
     source: str
+    split: str
     build: Callable[[int], Setup]
 
 
 CASES: dict[str, Case] = {}
 
 
-def case(label: str, source: str):
+def case(label: str, source: str, split: str):
     if label not in VERDICTS:
         raise ValueError(f"unknown verdict {label!r}")
+    if split not in ("dev", "heldout"):
+        raise ValueError(f"unknown split {split!r}")
 
     def register(build: Callable[[int], Setup]) -> Callable[[int], Setup]:
-        CASES[build.__name__] = Case(build.__name__, label, source, build)
+        CASES[build.__name__] = Case(build.__name__, label, source, split, build)
         return build
     return register
 
@@ -90,12 +95,12 @@ def parity_setup(seed: int, d: int) -> Setup:
     return Setup(model, torch.optim.SGD(model.parameters(), lr=0.05), hinge, batch)
 
 
-@case("healthy", "§2, parity at small d")
+@case("healthy", "§2, parity at small d", "dev")
 def parity_small_d(seed: int) -> Setup:
     return parity_setup(seed, 3)
 
 
-@case("no gradient signal", "§2, parity at large d")
+@case("no gradient signal", "§2, parity at large d", "dev")
 def parity_large_d(seed: int) -> Setup:
     return parity_setup(seed, 40)
 
@@ -133,12 +138,12 @@ def lines_setup(seed: int, end_to_end: bool, k: int = 3) -> Setup:
     return Setup(model, torch.optim.Adam(model.parameters(), lr=1e-3), loss_fn, batch)
 
 
-@case("low SNR", "§3, end to end at k = 3")
+@case("low SNR", "§3, end to end at k = 3", "heldout")
 def lines_end_to_end(seed: int) -> Setup:
     return lines_setup(seed, True)
 
 
-@case("healthy", "§3, decomposition at k = 3")
+@case("healthy", "§3, decomposition at k = 3", "heldout")
 def lines_decomposed(seed: int) -> Setup:
     return lines_setup(seed, False)
 
@@ -168,12 +173,12 @@ def curves_setup(seed: int, whiten: bool, n: int = 32) -> Setup:
     return Setup(model, torch.optim.SGD(model.parameters(), lr=0.5 / scale), mse, batch)
 
 
-@case("ill-conditioned", "§4, raw curves (Figure 6)")
+@case("ill-conditioned", "§4, raw curves (Figure 6)", "dev")
 def curves_raw(seed: int) -> Setup:
     return curves_setup(seed, False)
 
 
-@case("healthy", "§4, whitened curves")
+@case("healthy", "§4, whitened curves", "dev")
 def curves_whitened(seed: int) -> Setup:
     return curves_setup(seed, True)
 
@@ -209,12 +214,12 @@ def link_setup(seed: int, link: type[nn.Module]) -> Setup:
     return Setup(model, torch.optim.SGD(model.parameters(), lr=0.1), mse, batch)
 
 
-@case("flat activations", "§5, the piecewise-constant link")
+@case("flat activations", "§5, the piecewise-constant link", "heldout")
 def flat_link(seed: int) -> Setup:
     return link_setup(seed, StepLink)
 
 
-@case("healthy", "§5, a smooth link")
+@case("healthy", "§5, a smooth link", "heldout")
 def smooth_link(seed: int) -> Setup:
     return link_setup(seed, SmoothLink)
 
@@ -239,37 +244,38 @@ def regression(seed: int, model: nn.Module, lr: float, optimizer=torch.optim.SGD
     return Setup(model, optimizer(model.parameters(), lr=lr), mse, teacher_batch(16, seed))
 
 
-@case("vanishing gradients", "depth: a 12-layer sigmoid net")
+@case("vanishing gradients", "depth: a 12-layer sigmoid net", "dev")
 def deep_sigmoid(seed: int) -> Setup:
     torch.manual_seed(seed)
     return regression(seed, mlp([16] + [64] * 12 + [1], nn.Sigmoid), 0.05)
 
 
-@case("healthy", "depth: a 12-layer ReLU net, He init")
+@case("healthy", "depth: a 12-layer ReLU net, He init", "dev")
 def deep_relu_he(seed: int) -> Setup:
     torch.manual_seed(seed)
     return regression(seed, mlp([16] + [64] * 12 + [1], nn.ReLU, gain=math.sqrt(2)), 0.01)
 
 
-@case("exploding gradients", "depth: a 32-layer tanh net at init gain 4 (the chaotic phase)")
+@case("exploding gradients", "depth: a 32-layer tanh net at init gain 4 (the chaotic phase)",
+      "heldout")
 def deep_chaotic_tanh(seed: int) -> Setup:
     torch.manual_seed(seed)
     return regression(seed, mlp([16] + [64] * 32 + [1], nn.Tanh, gain=4.0), 1e-4)
 
 
-@case("dead units", "ReLU units pushed off by a bias of −3")
+@case("dead units", "ReLU units pushed off by a bias of −3", "dev")
 def dead_relu(seed: int) -> Setup:
     torch.manual_seed(seed)
     return regression(seed, mlp([16, 128, 128, 1], nn.ReLU, gain=1.0, bias=-3.0), 0.01)
 
 
-@case("step too large", "gradient descent past 2/λ_max")
+@case("diverged", "gradient descent far past 2/λ_max", "heldout")
 def large_step(seed: int) -> Setup:
     torch.manual_seed(seed)
     return regression(seed, mlp([16, 64, 1], nn.Tanh), 1.2)
 
 
-@case("healthy", "the same net at a stable step")
+@case("healthy", "the same net at a stable step", "heldout")
 def stable_step(seed: int) -> Setup:
     torch.manual_seed(seed)
     return regression(seed, mlp([16, 64, 1], nn.Tanh), 0.05)
@@ -302,7 +308,8 @@ def run_case(zoo_case: Case, seed: int, steps: int | None = None, check_every: i
     finally:
         doctor.close()
     verdict = doctor.diagnose()[0]
-    return {"case": zoo_case.name, "label": zoo_case.label, "seed": seed,
+    return {"case": zoo_case.name, "label": zoo_case.label, "split": zoo_case.split,
+            "seed": seed,
             "verdict": verdict.name, "confidence": verdict.confidence,
             "evidence": verdict.evidence, "detected_at": detected}
 

@@ -1,0 +1,122 @@
+"""The doctor's benchmark: independent PyTorch training programs, never derived from the zoo or
+the rules, each labelled with one failure (or healthy).
+
+Each program (under `programs/`) is a plain training script, written from a one-paragraph
+description of its failure by someone who had not read the doctor's rules, runnable as
+`python program.py` in seconds on one CPU thread. Its label is justified twice: `PROBE=1`
+prints the number that shows the mechanism, and `FIXED=1` applies only the remedy, after which
+it trains. `manifest.json` holds every program's label, what it varies (architecture, data,
+training code), its measured probe and final numbers broken and fixed, and its split: by
+program, never by seed, into a development half (the rules were set on it) and a held-out half
+(reported apart; its figures are those of the first evaluation after the rules were frozen).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).parent
+PROGRAMS = HERE / "programs"
+MANIFEST = HERE / "manifest.json"
+SPLITS = ("dev", "heldout", "all")
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str
+    label: str
+    split: str
+    architecture: str
+    data: str
+    training: str
+    cause: str
+
+    @property
+    def path(self) -> Path:
+        return PROGRAMS / f"{self.name}.py"
+
+
+def programs(split: str = "all") -> list[Program]:
+    """The benchmark's programs of one split (dev, heldout or all), in manifest order."""
+    if split not in SPLITS:
+        from gradfail.doctor.monitor import DoctorError
+        raise DoctorError(f"unknown split {split!r}; splits: {', '.join(SPLITS)}")
+    entries = json.loads(MANIFEST.read_text())["programs"]
+    fields = Program.__dataclass_fields__
+    return [Program(**{k: v for k, v in entry.items() if k in fields}) for entry in entries
+            if split == "all" or entry["split"] == split]
+
+
+def one_thread() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "PYTHONUNBUFFERED": "1"}
+
+
+def run_program(program: Program, timeout: float = 300.0) -> dict:
+    """The program under `gradfail doctor --json` (one thread): the doctors' documents, the
+    quantity histories they stored, the script's wall time under the doctor, or the error."""
+    with tempfile.TemporaryDirectory() as scratch:
+        store = Path(scratch) / "bench.sqlite"
+        command = [sys.executable, "-m", "gradfail.cli", "doctor", "--json", "--store",
+                   str(store), str(program.path)]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                                  env=one_thread(), cwd=scratch)
+        except subprocess.TimeoutExpired:
+            return {"program": program.name, "error": f"timed out after {timeout:.0f} s"}
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+            return {"program": program.name, "error": last}
+        found = json.loads(done.stdout)
+        from gradfail.store import Store
+        sessions = Store(store).doctor_sessions(with_history=True)
+    return {"program": program.name, "doctors": found["doctors"], "wall_s": found["wall_s"],
+            "histories": [s["history"] for s in sessions]}
+
+
+def time_plain(program: Program, timeout: float = 300.0) -> float:
+    """The script's own wall time without the doctor (its body, as the doctor times it)."""
+    code = ("import runpy, sys, time; start = time.perf_counter(); "
+            f"runpy.run_path({str(program.path)!r}, run_name='__main__'); "
+            "print(time.perf_counter() - start, file=sys.stderr)")
+    with tempfile.TemporaryDirectory() as scratch:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=timeout, env=one_thread(), cwd=scratch)
+    if done.returncode != 0:
+        return float("nan")
+    return float(done.stderr.strip().splitlines()[-1])
+
+
+def evaluate(program: Program, overhead: bool = True) -> dict:
+    """One program: the doctor's run, and (back to back) its plain run for the overhead."""
+    start = time.perf_counter()
+    result = run_program(program)
+    if overhead and "error" not in result:
+        result["plain_s"] = time_plain(program)
+    result |= {"label": program.label, "split": program.split,
+               "elapsed_s": time.perf_counter() - start}
+    return result
+
+
+def evaluate_all(chosen: list[Program], jobs: int = 1, progress=None,
+                 overhead: bool = True) -> list[dict]:
+    """Every chosen program's outcome (gradfail.doctor.bench.scoring), `jobs` at a time (each a
+    one-thread subprocess), in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradfail.doctor.bench.scoring import outcome
+
+    def one(program: Program) -> dict:
+        result = outcome(evaluate(program, overhead))
+        if progress:
+            progress(1)
+        return result
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        return list(pool.map(one, chosen))

@@ -1,0 +1,263 @@
+"""What one measured step's forward and loss computation did, seen through a TorchFunctionMode.
+
+The doctor cannot rely on activations being modules: users write `F.relu(x)` or `torch.tanh(h)`
+inside `forward()`, Transformer layers call their activation function, a hand-written RNN calls
+`torch.tanh` once per time step. While the watched model runs forward on a measured step, a
+`StepTrace` sees every torch function call. Each elementwise nonlinearity ("site") is
+summarised at once (its derivative, by one forward-mode product, on a few samples) and a hook
+on its output keeps the gradient that reaches it, so the depth profile of the backward pass
+is read where the activations are, whatever wrote them.
+
+After the forward, until the loss is differentiated, the trace keeps a tape of the calls that
+depend on the model's output: the loss computation, however it is written. `Tape.replay`
+evaluates it again on another output (the model at a sub-batch for curvature, or an
+input-independent prediction for the loss baseline), which is how `gradfail doctor SCRIPT.py`
+measures curvature without a loss function given to it. The calls of torch's log-losses are
+inspected on the way: probabilities where logits or log-probabilities belong are counted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd import forward_ad
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten, tree_map
+
+TORCH_DIR = os.path.dirname(torch.__file__)
+FLAT_FUNCTIONS = (torch.sign, torch.Tensor.sign, torch.round, torch.Tensor.round, torch.floor,
+                  torch.Tensor.floor, torch.ceil, torch.Tensor.ceil, torch.trunc,
+                  torch.Tensor.trunc, torch.heaviside)
+SMOOTH_OR_ONE_SIDED = (
+    F.relu, torch.relu, torch.Tensor.relu, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu,
+    F.silu, F.mish, F.softplus, F.hardtanh, F.hardsigmoid, F.hardswish, F.softsign,
+    F.logsigmoid, F.tanhshrink, F.threshold, torch.tanh, torch.Tensor.tanh, F.tanh,
+    torch.sigmoid, torch.Tensor.sigmoid, F.sigmoid, torch.clamp, torch.Tensor.clamp, torch.clip,
+    torch.Tensor.clip)
+ACTIVATIONS = frozenset(FLAT_FUNCTIONS + SMOOTH_OR_ONE_SIDED)
+LOG_LOSSES = {F.cross_entropy: "cross_entropy", F.nll_loss: "nll_loss",
+              F.binary_cross_entropy_with_logits: "binary_cross_entropy_with_logits"}
+SAMPLES = 32  # rows of the batch whose derivatives are summarised
+SATURATED = 0.01  # a derivative below 1% of the function's typical one (at N(0, 1)) is saturated
+
+
+def function_name(func: Callable) -> str:
+    return getattr(func, "__name__", type(func).__name__).rstrip("_")
+
+
+def derivative(func: Callable, x: torch.Tensor, args: tuple, kwargs: dict) -> torch.Tensor:
+    """An elementwise function's derivative at x, by one forward-mode product with ones."""
+    kwargs = {k: v for k, v in kwargs.items() if k != "inplace"}
+    args = tuple(a for a in args if not isinstance(a, bool))  # F.relu(x, True): in place
+    with forward_ad.dual_level():
+        dual = forward_ad.make_dual(x, torch.ones((), dtype=x.dtype, device=x.device)
+                                    .expand_as(x))
+        tangent = forward_ad.unpack_dual(func(dual, *args, **kwargs)).tangent
+    return torch.zeros_like(x) if tangent is None else tangent
+
+
+@dataclass
+class Site:
+    """One nonlinearity in the forward pass: where it is, what kind of function it is, and what
+    it did on this step (summed over its calls: a loop calls it once per time step)."""
+
+    name: str
+    function: str
+    kind: str  # "flat" (zero derivative almost everywhere), "one-sided" (ReLU-like), "smooth"
+    typical: float  # median |derivative| at a standard normal probe
+    order: int  # position of its first call in the forward pass
+    summaries: list[torch.Tensor] = field(default_factory=list)  # (zero, tiny, dead, scale²)
+    gradients: list[torch.Tensor | None] = field(default_factory=list)  # mean square, per call
+
+    @property
+    def reached(self) -> list[torch.Tensor]:
+        return [g for g in self.gradients if g is not None]
+
+
+def classify(func: Callable, x: torch.Tensor, args: tuple, kwargs: dict) -> tuple[str, float]:
+    """(kind, typical |derivative|) of an elementwise function, from its derivative at a
+    standard normal probe: flat, one-sided (zero on a half-line, like ReLU) or smooth."""
+    probe = torch.randn(min(x.numel(), 4096), generator=torch.Generator(x.device).manual_seed(0),
+                        device=x.device, dtype=x.dtype if x.is_floating_point() else None)
+    magnitude = derivative(func, probe, args, kwargs).abs()
+    zero = float((magnitude == 0).float().mean())
+    typical = float(magnitude[magnitude > 0].median()) if zero < 1 else 0.0
+    return ("flat" if zero > 0.9 else "one-sided" if zero > 0.1 else "smooth"), typical
+
+
+def summarise(d: torch.Tensor, x: torch.Tensor, typical: float) -> torch.Tensor:
+    """(fraction of derivatives exactly 0, fraction below SATURATED·typical (0 included),
+    fraction of units whose derivative is 0 on every sample, mean square of the input) as one
+    vector. Counted by signs of float tensors: bool comparisons are slower on a CPU."""
+    magnitude = d.detach().abs()
+    zero = 1 - magnitude.sign().mean()
+    tiny = (SATURATED * typical - magnitude).clamp_(min=0).sign_().mean() if typical > 0 \
+        else zero
+    unit_axis = 1 if magnitude.dim() in (2, 4, 5) else magnitude.dim() - 1
+    others = tuple(i for i in range(magnitude.dim()) if i != unit_axis)
+    dead = (1 - magnitude.amax(dim=others).sign().mean() if others
+            else torch.zeros((), device=magnitude.device))
+    return torch.stack([zero, tiny, dead, x.detach().float().square().mean()])
+
+
+class Tape:
+    """The calls that turned the model's output into the loss, to evaluate them again."""
+
+    def __init__(self, output):
+        self.calls: list[tuple[Callable, tuple, dict, object]] = []
+        self.derived = {id(t) for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)}
+        self.output = output
+        self.keep = [output]  # references, so that no id is reused during the step
+
+    def record(self, func: Callable, args: tuple, kwargs: dict, result) -> None:
+        made = [t for t in tree_flatten(result)[0] if isinstance(t, torch.Tensor)]
+        if made and any(isinstance(t, torch.Tensor) and id(t) in self.derived
+                        for t in tree_flatten((args, kwargs))[0]):
+            self.calls.append((func, args, kwargs, result))
+            self.derived |= {id(t) for t in made}
+            self.keep.append(result)
+
+    def replay(self, output, loss: torch.Tensor) -> torch.Tensor | None:
+        """The loss again, computed from `output` in place of the recorded one (None when the
+        loss did not come from the model's output)."""
+        if id(loss) not in self.derived:
+            return None
+        found = dict(zip((id(t) for t in tree_flatten(self.output)[0]),
+                         tree_flatten(output)[0], strict=True))
+
+        def substitute(value):
+            return found.get(id(value), value) if isinstance(value, torch.Tensor) else value
+        for func, args, kwargs, result in self.calls:
+            again = func(*tree_map(substitute, args), **tree_map(substitute, kwargs))
+            found |= dict(zip((id(t) for t in tree_flatten(result)[0]),
+                              tree_flatten(again)[0], strict=False))
+        return found.get(id(loss))
+
+
+class StepTrace(TorchFunctionMode):
+    """Entered when the watched model's forward begins on a measured step; `forward_done`
+    switches from watching activations to taping the loss; `close` leaves the mode."""
+
+    def __init__(self, kinds: dict[tuple, tuple[str, float]]):
+        super().__init__()
+        self.kinds = kinds  # (module path, function, caller) -> (kind, typical), kept across steps
+        self.sites: dict[tuple, Site] = {}
+        self.log_losses: list[dict] = []
+        self.tape: Tape | None = None
+        self.paths: list[str] = []  # the module-path stack during the forward
+        self.names: dict[nn.Module, str] = {}
+        self._hooks = []
+        self.open = False
+
+    # -- entering and leaving -------------------------------------------------------------------
+    def start(self, model: nn.Module) -> None:
+        self.names = {m: name for name, m in model.named_modules()}
+        self._hooks = [nn.modules.module.register_module_forward_pre_hook(self._enter_module),
+                       nn.modules.module.register_module_forward_hook(self._leave_module)]
+        self.__enter__()
+        self.open = True
+
+    def forward_done(self, output) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+        self.tape = Tape(output)
+
+    def close(self) -> None:
+        if self.open:
+            for hook in self._hooks:
+                hook.remove()
+            self.__exit__(None, None, None)
+            self.open = False
+
+    def _enter_module(self, module, inputs) -> None:
+        if module in self.names:
+            self.paths.append(self.names[module])
+
+    def _leave_module(self, module, inputs, output) -> None:
+        if module in self.names and self.paths:
+            self.paths.pop()
+
+    # -- every torch call -----------------------------------------------------------------------
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self.tape is None and func in ACTIVATIONS and args and isinstance(
+                args[0], torch.Tensor) and args[0].is_floating_point() and \
+                torch.is_grad_enabled():
+            return self._activation(func, args, kwargs)
+        if func in LOG_LOSSES and args and isinstance(args[0], torch.Tensor):
+            self.log_losses.append(inspect_log_loss(LOG_LOSSES[func], args, kwargs))
+        result = func(*args, **kwargs)
+        if self.tape is not None:
+            self.tape.record(func, args, kwargs, result)
+        return result
+
+    def _activation(self, func, args, kwargs):
+        x = args[0]
+        path = self.paths[-1] if self.paths else ""
+        key = (path, function_name(func), caller())
+        if key not in self.kinds:
+            self.kinds[key] = classify(func, x, args[1:], kwargs)
+        kind, typical = self.kinds[key]
+        sample = x.detach()[:SAMPLES].clone()
+        summary = summarise(derivative(func, sample, args[1:], kwargs), sample, typical)
+        result = func(*args, **kwargs)
+        site = self.sites.get(key)
+        if site is None:
+            site = self.sites[key] = Site(self.site_name(key), key[1], kind, typical,
+                                          len(self.sites))
+        site.summaries.append(summary)
+        site.gradients.append(None)
+        if isinstance(result, torch.Tensor) and result.requires_grad:
+            call = len(site.gradients) - 1
+
+            def keep(grad: torch.Tensor) -> None:
+                site.gradients[call] = grad.detach().float().square().mean()
+            result.register_hook(keep)
+        return result
+
+    def site_name(self, key: tuple) -> str:
+        path, function, _ = key
+        module = next((m for m, name in self.names.items() if name == path), None)
+        if module is not None and path and not any(True for _ in module.parameters(False)) \
+                and type(module).__module__ == "torch.nn.modules.activation":
+            return path  # an activation module: its own path names it
+        twins = sum(1 for p, f, _ in self.sites if (p, f) == (path, function))
+        return f"{path or 'model'}:{function}" + (f"#{twins + 1}" if twins else "")
+
+
+def caller() -> tuple[str, int]:
+    """(file, line) of the first frame outside torch: where the user's code made the call."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename.startswith(TORCH_DIR):
+        frame = frame.f_back
+    return (frame.f_code.co_filename, frame.f_lineno) if frame is not None else ("", 0)
+
+
+def inspect_log_loss(name: str, args: tuple, kwargs: dict) -> dict:
+    """Whether a log-loss was given probabilities: the fraction of its input rows that are a
+    probability vector (entries in [0, 1] summing to 1) for cross-entropy and NLL (which expect
+    logits and log-probabilities), or of entries in [0, 1] for binary cross-entropy with
+    logits; and, for class targets, the batch's accuracy."""
+    x = args[0].detach()
+    target = args[1] if len(args) > 1 else kwargs.get("target")
+    found = {"loss": name}
+    with torch.no_grad():
+        if name == "binary_cross_entropy_with_logits":
+            found["probabilities"] = float(((x >= 0) & (x <= 1)).float().mean())
+        elif x.dim() >= 2:
+            rows = x.movedim(1, -1).reshape(-1, x.shape[1]).float()
+            inside = ((rows >= 0) & (rows <= 1)).all(1)
+            sums_to_one = (rows.sum(1) - 1).abs() < 1e-3
+            found["probabilities"] = float((inside & sums_to_one).float().mean())
+            if isinstance(target, torch.Tensor) and not target.is_floating_point() \
+                    and target.shape == x.argmax(1).shape:
+                found["accuracy"] = float((x.argmax(1) == target).float().mean())
+    return {k: v for k, v in found.items() if not (isinstance(v, float) and math.isnan(v))}
