@@ -3,6 +3,7 @@ zoo's clearest cases named right, and one-line errors for what it cannot watch."
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -13,6 +14,8 @@ from gradfail.doctor import Doctor, DoctorError, VERDICTS, watch
 from gradfail.doctor import curvature, zoo
 from gradfail.doctor.per_sample import GradientCapture, functional_norms
 from gradfail.doctor.quantities import GradientNoise
+
+from gradfail.store import Store
 
 from conftest import gradfail_cli
 
@@ -192,15 +195,28 @@ for step in range(120):
     loss = (model(x).squeeze(-1) - x[:, 0].sign()).square().mean()
     loss.backward()
     optimizer.step()
+print("the script's own output")
 """
 
 
-def test_the_cli_diagnoses_an_unchanged_script(tmp_path):
+def test_the_cli_prints_one_json_document_and_the_script_speaks_on_stderr(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     done = gradfail_cli("doctor", "--json", "--store", str(tmp_path / "s.sqlite"), str(script))
     assert done.returncode == 0, done.stderr
-    assert '"vanishing gradients"' in done.stdout
+    found = json.loads(done.stdout)  # exactly one document: anything else would not parse
+    assert "the script's own output" in done.stderr
+    doctor, = found["doctors"]
+    assert {"model", "optimizer", "steps", "verdicts", "coverage", "history"} <= set(doctor)
+    assert doctor["optimizer"] == "SGD" and doctor["steps"] == 119  # from the second step
+    confidences = [v["confidence"] for v in doctor["verdicts"]]
+    assert confidences == sorted(confidences, reverse=True)
+    for verdict in doctor["verdicts"]:
+        assert set(verdict) == {"name", "confidence", "onset_step", "evidence", "remedy",
+                                "layers"}
+    assert doctor["coverage"]["curvature"].startswith("measured")  # the loss, taped
+    assert [c["step"] for c in doctor["history"]][:2] == [0, 25]
+    assert Store(tmp_path / "s.sqlite").doctor_sessions()[0]["document"] == doctor
 
 
 def test_a_missing_script_and_a_raising_one_are_one_line_errors(tmp_path):

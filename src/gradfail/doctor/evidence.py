@@ -11,7 +11,7 @@ rows that are probability vectors, a gradient held over from the last step at al
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import statistics
 
 import numpy as np
 
@@ -41,30 +41,38 @@ CONSISTENT = 0.5  # cosine of consecutive gradients: signal-dominated
 NOISY = 0.2  # below this, noise-dominated
 
 
-@dataclass
 class Window:
-    """The last `size` steps of a history, with the statistics the rules share."""
+    """The last `size` steps of a history, as columns, with the statistics the rules share."""
 
     def __init__(self, history: list[dict], size: int, context):
         self.all, self.context = history, context
         self.records = history[-size:]
         self.size = len(self.records)
+        self.columns: dict[str, list[float]] = {}
+        for record in self.records:
+            for key, value in record.items():
+                self.columns.setdefault(key, []).append(value)
+        self._medians: dict[str, float] = {}
 
     def values(self, key: str) -> np.ndarray:
-        return np.array([r[key] for r in self.records if key in r and r[key] is not None
-                         and math.isfinite(r[key])], dtype=float)
+        values = np.array(self.columns.get(key, ()), dtype=float)
+        return values[np.isfinite(values)]
 
     def median(self, key: str) -> float:
-        values = self.values(key)
-        return float(np.median(values)) if len(values) else math.nan
+        """The median of a quantity's finite values in the window (NaN if none)."""
+        if key not in self._medians:
+            finite = [v for v in self.columns.get(key, ()) if v is not None
+                      and math.isfinite(v)]
+            self._medians[key] = statistics.median(finite) if finite else math.nan
+        return self._medians[key]
 
     def by_suffix(self, prefix: str) -> dict[str, float]:
-        keys = {k for r in self.records for k in r if k.startswith(prefix)}
-        return {k.removeprefix(prefix): self.median(k) for k in keys}
+        return {k.removeprefix(prefix): self.median(k) for k in self.columns
+                if k.startswith(prefix)}
 
     @property
     def losses(self) -> np.ndarray:
-        return np.array([r["loss"] for r in self.records], dtype=float)
+        return np.array(self.columns["loss"], dtype=float)
 
     @property
     def decrease(self) -> float:
@@ -87,6 +95,12 @@ class Window:
         gains = [(r["baseline_loss"] - r["loss"]) / max(abs(r["baseline_loss"]), 1e-12)
                  for r in self.records if "baseline_loss" in r]
         return float(np.median(gains)) if gains else math.nan
+
+    @property
+    def broken(self) -> bool:
+        """A loss, weight or gradient that is not finite in the window."""
+        return not np.isfinite(self.losses).all() or any(k.startswith("nonfinite/")
+                                                         for k in self.columns)
 
     @property
     def learning(self) -> bool:
@@ -128,6 +142,8 @@ def worst(values: dict[str, float]) -> tuple[str, float]:
 # -- bugs: certain from one measurement -----------------------------------------------------------
 def diverged(w: Window):
     """The first step whose loss, weights or gradients were not finite, and what grew first."""
+    if not w.broken:
+        return None
     for index, record in enumerate(w.all):
         broken = [k.removeprefix("nonfinite/") for k in record if k.startswith("nonfinite/")]
         if math.isfinite(record["loss"]) and not broken:

@@ -46,8 +46,8 @@ class Doctor:
     """Watches one model (and optionally its optimizer); `step(loss)` closes a training step."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                 loss_fn: Callable | None = None, *, every: int = 5,
-                 curvature_every: int | None = 50, check_every: int = 10, name: str = "run"):
+                 loss_fn: Callable | None = None, *, every: int = 10,
+                 curvature_every: int | None = 100, check_every: int = 25, name: str = "run"):
         if not isinstance(model, nn.Module):
             raise DoctorError(f"the doctor watches a torch.nn.Module, not a "
                               f"{type(model).__name__}")

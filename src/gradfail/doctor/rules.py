@@ -107,7 +107,7 @@ def confidence(strength: float) -> float:
     return float(np.clip(0.5 + 0.5 * math.log10(max(strength, 1.0)), 0.5, 1.0))
 
 
-def diagnose(history: list[dict], context: Context, window: int = 50) -> list[Finding]:
+def diagnose(history: list[dict], context: Context, window: int = 100) -> list[Finding]:
     """Every rule that fires on the last `window` steps of the history (a pure function)."""
     if not history:
         return []
