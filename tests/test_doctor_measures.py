@@ -175,3 +175,16 @@ def test_consecutive_gradients_agree_on_a_fixed_batch():
     cosines = [r["grad_cosine"] for r in dr.history if "grad_cosine" in r]
     assert cosines and min(cosines) > 0.99
     assert all(math.isfinite(r["update_ratio"]) for r in dr.history if "update_ratio" in r)
+
+
+@pytest.mark.parametrize("lr, expected", [(1e-5, (0.99, 1.01)), (0.25, (0.45, 0.55))])
+def test_the_step_quality_is_one_for_a_tiny_step_and_a_half_at_the_minimum(lr, expected):
+    """On a quadratic, f(s) = L(θ + s·Δθ) is exact: a tiny step keeps the loss linear
+    (ρ = 1); plain gradient descent with lr = 1/λ lands on the minimum along its direction
+    (ρ = ½)."""
+    model = nn.Linear(1, 1, bias=False)
+    x = torch.ones(64, 1) * math.sqrt(2)  # mean((w·x − y)²) has curvature 2·x² = 4: lr 1/4
+    y = torch.zeros(64, 1)
+    rho = train(model, steps=3, lr=lr, x=x, y=y)
+    ratios = [r["step_ratio"] for r in rho.history if "step_ratio" in r]
+    assert ratios and all(expected[0] < ratio < expected[1] for ratio in ratios)

@@ -1,11 +1,13 @@
 """The doctor's rules, one function a verdict: each reads a `Window` of the history and returns a
 `Finding` (gradfail.doctor.rules) with the numbers it read, or None.
 
-The thresholds below are of two kinds. Definitions: half of a layer's units dead, half of a
-smooth activation's derivatives below 1% of its typical one, nine in ten of a log-loss's input
-rows that are probability vectors, a gradient held over from the last step at all. Settings
-(marked "set on dev"): chosen on the development half of the benchmark programs
-(gradfail.doctor.bench), never on the held-out half.
+Each rule measures what its verdict names. Its thresholds are of two kinds. Definitions: half of
+a layer's units dead; a gradient held over from the last step at all; a log-loss given the
+output of a softmax or sigmoid, or rows that are probability vectors; a layer whose gradient is
+exactly zero below a flat function; a step whose loss rose above where it began (the stability
+edge of ρ); lr·λ_max past the stability limit 2(1 + momentum). Settings, marked "set on dev":
+chosen on the development half of the benchmark programs and the zoo's development cases
+(gradfail.doctor.bench, gradfail.doctor.zoo), never on the held-out ones.
 """
 
 from __future__ import annotations
@@ -17,28 +19,35 @@ import numpy as np
 
 # definitions
 STALE = 0.01  # a held-over gradient ≥ 1% of the stepped one (cleared gradients give exactly 0)
-PROBABILITIES = 0.9  # rows of a log-loss's input that are probability vectors
+PROBABILITIES = 0.9  # share of a log-loss's inputs that were probabilities
 FLAT = 0.9  # zero derivatives of a flat function on the gradient path
 DEAD = 0.5  # units with zero derivative on every sample, in a one-sided (ReLU-like) function
-SATURATED = 0.5  # derivatives below 1% of the function's typical one, in a smooth function
-SIGNIFICANT = 2.0  # standard errors: the gradient holds signal when its alignment is above 0
+LINEAR = 0.9  # ρ: the step got ≥ 90% of the decrease its slope promised (linear regime)
+OVERSHOT = 0.2  # ρ: the step landed close to as high as it started (2× past the minimum: ρ = 0)
+REGRESSED = 0.5  # the loss climbed back half of its (log-)progress from its best …
+PROGRESSED = 1.5  # … after its best had come to at most 2/3 of where it started
 # set on dev
-LEARNING = 0.05  # relative loss decrease over the window that counts as learning
-INPUT_GAIN = 0.05  # a model this much better than its input-independent baseline has learned
+SATURATED = 0.25  # a smooth activation passing under a quarter of its typical derivative
 INPUT_RMS = 20.0  # an input feature this large (RMS) is on a raw scale
 INPUT_SPREAD = 1e3  # feature standard deviations this far apart
-VANISHING = 1e-2  # gradient at the first activation over the last (or first time step / last)
-EXPLODING = 1e2
-GROWTH = 1e2  # gradient norm now over its early median
-BOUNCING = -0.3  # lag-1 autocorrelation of the detrended loss: step-to-step overshoot
-WAVES = 0.5  # lag-1 autocorrelation of the detrended loss: swings spanning several steps
-SWING = 0.1  # the detrended loss's spread relative to its level
-ILL_CONDITIONED = 1e4  # λ_max/λ_min
-AT_THE_EDGE = 0.1  # lr·λ_max over the stability limit: the step is as large as it may be
-SMALL_STEP = 0.01  # lr·λ_max over the limit: room for a step 100× larger
-TINY_UPDATE = 1e-4  # update/weight ratio per step
-CONSISTENT = 0.5  # cosine of consecutive gradients: signal-dominated
-NOISY = 0.2  # below this, noise-dominated
+FIT = 0.9  # a model this much better than an input-independent prediction has fit its data
+LEARNED = 0.35  # … and one below this has not learned much yet
+NOTHING = 0.05  # … and one below this has learned nothing
+STALLED = 0.05  # relative loss decrease over the window
+SLOW = 0.15  # relative loss decrease over the window: a crawl
+TREND = 3.0  # t statistic of the loss's trend: a trend beyond it is no noise …
+HORIZON = 300  # … over this many steps, for the rates of slow learning
+VANISHING = 1e-2  # gradient at the first activation over the last (or first call over last)
+EXPLODING = 1e2  # … or its inverse growth
+HUGE = 10.0  # gradient norm over weight norm
+SPIKES = 10.0  # largest loss in the window over its median
+WAVES = 2.0  # variance ratio of the smoothed loss: swings slower than batch noise
+SWING = 0.1  # the smoothed loss's swings relative to its level
+ILL_CONDITIONED = 1e4  # Hessian λ_max/λ_min, or the input correlation's condition number
+AT_THE_EDGE = 0.1  # lr·λ_max over the stability limit: the sharp direction limits the step
+SMALL_STEP = 0.02  # lr·λ_max over the limit: room for a step 50× larger
+NOISE = 0.3  # mean cosine below this: the batch gradient is mostly noise
+NO_SIGNAL = 0.1  # … and below this, and not significant: nothing but noise
 
 
 class Window:
@@ -75,6 +84,16 @@ class Window:
         return np.array(self.columns["loss"], dtype=float)
 
     @property
+    def broken(self) -> bool:
+        """A loss, weight or gradient that is not finite in the window."""
+        return not np.isfinite(self.losses).all() or any(k.startswith("nonfinite/")
+                                                         for k in self.columns)
+
+    @property
+    def full(self) -> bool:
+        return self.size >= 100
+
+    @property
     def decrease(self) -> float:
         """Relative loss decrease over the window: median of its first third vs its last."""
         losses = self.losses
@@ -83,50 +102,74 @@ class Window:
         return float((first - last) / max(abs(first), 1e-12))
 
     @property
-    def progress(self) -> float:
-        """1 − (recent loss)/(initial loss): how far the run has come since its first steps."""
-        start = np.median([r["loss"] for r in self.all[:10]])
-        now = np.median(self.losses[-max(self.size // 3, 1):])
-        return float(1 - now / max(abs(start), 1e-12))
-
-    @property
     def input_gain(self) -> float:
         """(baseline − loss)/|baseline|, the baseline an input-independent prediction."""
         gains = [(r["baseline_loss"] - r["loss"]) / max(abs(r["baseline_loss"]), 1e-12)
                  for r in self.records if "baseline_loss" in r]
         return float(np.median(gains)) if gains else math.nan
 
-    @property
-    def broken(self) -> bool:
-        """A loss, weight or gradient that is not finite in the window."""
-        return not np.isfinite(self.losses).all() or any(k.startswith("nonfinite/")
-                                                         for k in self.columns)
-
-    @property
-    def learning(self) -> bool:
-        """The loss still falls, or the model is far past its input-independent baseline."""
-        return self.decrease > LEARNING or self.input_gain > 0.5
-
-    def trend(self) -> str:
-        gain = self.input_gain
-        return (f"loss fell {self.decrease:.0%} over the last {self.size} steps, "
-                f"{self.progress:.0%} since the start"
-                + (f", {gain:.0%} below an input-independent prediction's"
-                   if math.isfinite(gain) else ""))
-
-    def detrended(self) -> tuple[float, float]:
-        """(lag-1 autocorrelation, spread relative to the level) of the window's loss after a
-        straight-line fit is removed."""
-        losses = self.losses
+    def trend(self, steps: int | None = None) -> float:
+        """The t statistic of the loss's slope over the window (or over the last `steps`
+        steps): how far the trend stands out of the step-to-step noise (negative: falling)."""
+        losses = self.losses if steps is None else np.array(
+            [r["loss"] for r in self.all[-steps:]], dtype=float)
         if len(losses) < 10 or not np.isfinite(losses).all():
+            return math.nan
+        steps = np.arange(len(losses), dtype=float)
+        slope, intercept = np.polyfit(steps, losses, 1)
+        spread = (losses - intercept - slope * steps).std()
+        error = spread / (steps.std() * math.sqrt(len(losses)))
+        return float(slope / error) if error > 0 else math.copysign(math.inf, slope)
+
+    def regression(self) -> float:
+        """How much of its progress the loss has given back: (log now − log best)/(log start −
+        log best), on medians of blocks of 20 steps over the whole run (0: at its best; 1: back
+        where it started)."""
+        losses = np.array([r["loss"] for r in self.all], dtype=float)
+        blocks = len(losses) // 20
+        if blocks < 3 or not np.isfinite(losses).all() or losses.min() <= 0:
+            return math.nan
+        levels = np.log(np.median(losses[:blocks * 20].reshape(blocks, 20), axis=1))
+        gained = levels[0] - levels.min()
+        if gained < math.log(PROGRESSED):
+            return 0.0  # no real progress to give back
+        return float((levels[-1] - levels.min()) / gained)
+
+    def waves(self) -> tuple[float, float]:
+        """(variance ratio, swing): the variance of the window's loss smoothed over 5 steps,
+        around a quadratic trend, over what batch noise alone would leave (≈ 1 for noise, up
+        to 5 for swings slower than 5 steps); and the smoothed swings relative to the level."""
+        losses = self.losses
+        if len(losses) < 40 or not np.isfinite(losses).all():
             return math.nan, math.nan
-        steps = np.arange(len(losses))
-        residual = losses - np.polyval(np.polyfit(steps, losses, 1), steps)
-        spread = residual.std()
-        if spread == 0:
-            return 0.0, 0.0
-        lag = float(np.corrcoef(residual[:-1], residual[1:])[0, 1])
-        return lag, float(spread / max(abs(np.median(losses)), 1e-12))
+        smooth = np.convolve(losses, np.ones(5) / 5, mode="valid")
+
+        def residual(series):
+            steps = np.arange(len(series), dtype=float)
+            return series - np.polyval(np.polyfit(steps, series, 2), steps)
+        raw = residual(losses).var() / 5
+        swings = residual(smooth)
+        return (float(swings.var() / raw) if raw > 0 else 0.0,
+                float(swings.std() / max(abs(np.median(losses)), 1e-12)))
+
+    def signal(self) -> tuple[float, float]:
+        """(mean cosine of consecutive gradients, its t statistic against 0)."""
+        cosines = self.values("grad_cosine")
+        if len(cosines) < 3:
+            return math.nan, math.nan
+        error = cosines.std(ddof=1) / math.sqrt(len(cosines))
+        mean = float(cosines.mean())
+        return mean, mean / error if error > 0 else math.copysign(math.inf, mean)
+
+    def sharpness(self) -> float:
+        """lr·λ_max over the stability limit (SGD and heavy ball only)."""
+        return self.median("lr_lambda_max") / self.median("stability_limit")
+
+    def trend_text(self) -> str:
+        gain = self.input_gain
+        return (f"the loss fell {self.decrease:.0%} over the last {self.size} steps"
+                + (f" and is {gain:.0%} below an input-independent prediction's"
+                   if math.isfinite(gain) else ""))
 
 
 def finding(name: str, strength: float, text: str, layers=()):
@@ -134,9 +177,20 @@ def finding(name: str, strength: float, text: str, layers=()):
     return Finding(name, strength, text, tuple(layers))
 
 
-def worst(values: dict[str, float]) -> tuple[str, float]:
-    return max(((k, v) for k, v in values.items() if math.isfinite(v)),
-               key=lambda kv: kv[1], default=("", math.nan))
+def extreme(values: dict[str, float], largest: bool = True) -> tuple[str, float]:
+    finite = [(k, v) for k, v in values.items() if math.isfinite(v)]
+    if not finite:
+        return "", math.nan
+    return (max if largest else min)(finite, key=lambda kv: kv[1])
+
+
+def sites(w: Window, measure: str, kind: float | None = None, hidden: bool = False
+          ) -> dict[str, float]:
+    """A measure of the activation sites (of one kind: 0 flat, 1 one-sided, 2 smooth; only the
+    hidden ones, not a link whose result is the model's output, when `hidden`)."""
+    kinds, final = w.by_suffix("kind/"), w.by_suffix("final/")
+    return {k: v for k, v in w.by_suffix(f"{measure}/").items()
+            if (kind is None or kinds.get(k) == kind) and not (hidden and k in final)}
 
 
 # -- bugs: certain from one measurement -----------------------------------------------------------
@@ -148,16 +202,18 @@ def diverged(w: Window):
         broken = [k.removeprefix("nonfinite/") for k in record if k.startswith("nonfinite/")]
         if math.isfinite(record["loss"]) and not broken:
             continue
-        before = w.all[max(0, index - 20):index]
-        norms = [r["grad_norm"] for r in before if math.isfinite(r.get("grad_norm", math.nan))]
+        before = [r["grad_norm"] for r in w.all[max(0, index - 20):index]
+                  if math.isfinite(r.get("grad_norm", math.nan))]
         early = [r["grad_norm"] for r in w.all[:10] if math.isfinite(r.get("grad_norm",
                                                                            math.nan))]
-        growth = max(norms) / max(np.median(early), 1e-30) if norms and early else math.nan
-        first = broken[0] if broken else "the loss"
-        cause = (f"; the gradient norm had grown {growth:.1e}× before it" if growth > 10 else
-                 "; with no growth before it: a log or a division of 0, or an overflow, in the "
-                 "loss or the forward pass" if math.isfinite(growth) else "")
-        layer = first.split("/", 1)[1] if "/" in first else ""
+        growth = max(before) / max(np.median(early), 1e-30) if before and early else math.nan
+        what, _, layer = (broken[0] if broken else "loss").partition("/")
+        first = {"weight": f"the weights of {layer}", "grad": f"the gradient of {layer}"
+                 }.get(what, "the loss")
+        cause = (f"; the gradient norm had grown {growth:.1e}× before it: lower the step or "
+                 "clip the gradient" if growth > 10 else "; with no growth before it: a log or "
+                 "a division of 0, or an overflow, in the loss or the forward pass"
+                 if math.isfinite(growth) else "")
         return finding("diverged", math.inf, f"{first} became non-finite at step "
                        f"{record['step']}{cause}", [layer] if layer else [])
     return None
@@ -166,61 +222,61 @@ def diverged(w: Window):
 def accumulating(w: Window):
     stale = w.median("stale_grad_ratio")
     if stale > STALE:
-        return finding("gradients accumulate", stale / STALE, f"when each step's backward "
+        return finding("gradients accumulate", 10 * stale / STALE, f"when each step's backward "
                        f"began, the gradients still held {stale:.0%} of what the optimizer "
-                       f"then stepped with (0% when they are cleared); {w.trend()}")
+                       f"then stepped with (0% when they are cleared); {w.trend_text()}")
     return None
 
 
 def probabilities_to_log_loss(w: Window):
-    loss, share = worst(w.by_suffix("probability_inputs/"))
+    loss, share = extreme(w.by_suffix("probability_inputs/"))
     if share > PROBABILITIES:
-        what = ("entries in [0, 1]" if "logits" in loss else "rows that are probability "
-                "vectors (in [0, 1], summing to 1)")
-        return finding("probabilities fed to a log-loss", share / PROBABILITIES * 10,
-                       f"{share:.0%} of {loss}'s input {what}: it expects logits or "
-                       f"log-probabilities; {w.trend()}")
+        return finding("probabilities fed to a log-loss", 10 * share / PROBABILITIES,
+                       f"{loss} was given probabilities ({share:.0%} of its inputs came from a "
+                       f"softmax or sigmoid, or are rows summing to 1), where it expects logits"
+                       f" or log-probabilities; {w.trend_text()}")
     return None
 
 
-# -- mechanisms ------------------------------------------------------------------------------------
+# -- mechanisms -------------------------------------------------------------------------------------
 def unnormalised_inputs(w: Window):
     rms, spread = w.median("input_rms_max"), w.median("input_std_spread")
-    if w.learning or not (rms > INPUT_RMS or spread > INPUT_SPREAD):
+    if not (rms > INPUT_RMS or spread > INPUT_SPREAD) or w.input_gain > FIT:
         return None
+    first, passing = extreme(sites(w, "passing", 2.0), largest=False)
     return finding("unnormalised inputs", max(rms / INPUT_RMS, spread / INPUT_SPREAD),
-                   f"input features reach RMS {rms:.3g}; their standard deviations span "
-                   f"{spread:.2g}×; {w.trend()}")
-
-
-def sites(w: Window, measure: str) -> dict[str, float]:
-    return w.by_suffix(f"{measure}/")
+                   f"input features reach RMS {rms:.3g} and their standard deviations span "
+                   f"{spread:.2g}×" + (f"; {first} passes {passing:.0%} of its typical "
+                                      f"derivative" if first else "") + f"; {w.trend_text()}")
 
 
 def flat_activations(w: Window):
     reached = sites(w, "act_grad")
-    name, flat = worst({k: v for k, v in sites(w, "flat").items() if k in reached})
-    if flat > FLAT and not w.learning:
+    name, flat = extreme({k: v for k, v in sites(w, "flat", 0.0).items() if k in reached})
+    silent = [k for k, v in w.by_suffix("grad_norm/").items() if v == 0]
+    if flat > FLAT and silent:
         return finding("flat activations", (1 - FLAT) / max(1 - flat, 1e-9), f"{flat:.0%} of "
-                       f"{name}'s derivatives are exactly zero, and it is on the gradient's "
-                       f"path; {w.trend()}", [name])
+                       f"{name}'s derivatives are exactly zero on the gradient's path, and "
+                       f"{', '.join(silent[:3])} get{'s' if len(silent) == 1 else ''} no "
+                       f"gradient at all; {w.trend_text()}", [name, *silent[:3]])
     return None
 
 
 def dead_units(w: Window):
-    name, dead = worst(sites(w, "dead"))
+    name, dead = extreme(sites(w, "dead", 1.0, hidden=True))
     if dead > DEAD:
         return finding("dead units", dead / DEAD, f"{dead:.0%} of {name}'s units have zero "
-                       f"derivative on every sample; {w.trend()}", [name])
+                       f"derivative on every sample; {w.trend_text()}", [name])
     return None
 
 
 def saturated_activations(w: Window):
-    name, saturated = worst(sites(w, "saturated"))
-    if saturated > SATURATED:
-        return finding("saturated activations", saturated / SATURATED, f"{saturated:.0%} of "
-                       f"{name}'s derivatives are below 1% of its typical one (input RMS "
-                       f"{w.median(f'input_rms/{name}'):.3g}); {w.trend()}", [name])
+    name, passing = extreme(sites(w, "passing", 2.0, hidden=True), largest=False)
+    if passing < SATURATED:
+        return finding("saturated activations", SATURATED / max(passing, 1e-3), f"{name} "
+                       f"passes {passing:.0%} of its typical derivative: its inputs (RMS "
+                       f"{w.median(f'input_rms/{name}'):.3g}) sit in its flat tails; "
+                       f"{w.trend_text()}", [name])
     return None
 
 
@@ -234,130 +290,160 @@ def depth_profile(w: Window) -> tuple[float, str, str]:
     return grads[first] / grads[last], first, last
 
 
-def time_profile(w: Window) -> tuple[float, str]:
-    """(gradient RMS at a looped activation's first call / at its last call, the site)."""
+def through_time(w: Window, gated: bool) -> tuple[float, str]:
+    """(the most extreme ratio of the gradient at a recurrence's first step to its last, the
+    site or module): activations called in a loop (their calls are its steps), and nn.RNN
+    modules, with nn.GRU/nn.LSTM only when `gated`."""
     first, last = sites(w, "act_grad"), sites(w, "act_grad_last_call")
     ratios = {k: first[k] / last[k] for k in last if k in first and last[k] > 0}
-    name, _ = worst({k: abs(math.log10(max(v, 1e-30))) for k, v in ratios.items()})
+    cells = w.by_suffix("gated/")
+    ratios |= {k: v for k, v in w.by_suffix("time_ratio/").items()
+               if gated or cells.get(k) == 0.0}
+    name, _ = extreme({k: abs(math.log10(max(v, 1e-30))) for k, v in ratios.items()})
     return (ratios[name], name) if name else (math.nan, "")
 
 
 def vanishing(w: Window):
-    if w.learning:
+    if w.input_gain > NOTHING or w.decrease > STALLED:
         return None
     depth, first, last = depth_profile(w)
-    over_time, looped = time_profile(w)
+    over_time, looped = through_time(w, gated=False)
     if depth < VANISHING:
-        return finding("vanishing gradients", VANISHING / depth, f"the gradient reaching "
-                       f"{first} is {depth:.1e} × the gradient reaching {last}; {w.trend()}",
-                       [first])
+        return finding("vanishing gradients", VANISHING / max(depth, 1e-300), f"the gradient "
+                       f"reaching {first} is {depth:.1e} × the gradient reaching {last}; "
+                       f"{w.trend_text()}", [first])
     if over_time < VANISHING:
-        return finding("vanishing gradients", VANISHING / over_time, f"the gradient reaching "
-                       f"{looped}'s first time step is {over_time:.1e} × its last's; "
-                       f"{w.trend()}", [looped])
+        return finding("vanishing gradients", VANISHING / max(over_time, 1e-300), f"the "
+                       f"gradient reaching {looped}'s first step is {over_time:.1e} × its "
+                       f"last step's; {w.trend_text()}", [looped])
     return None
 
 
 def exploding(w: Window):
     depth, first, last = depth_profile(w)
-    over_time, looped = time_profile(w)
-    norms = w.values("grad_norm")
-    early = [r["grad_norm"] for r in w.all[:10] if "grad_norm" in r]
-    growth = float(np.median(norms[-10:]) / max(np.median(early), 1e-30)) if len(norms) and \
-        early else math.nan
-    if w.learning:
-        return None
+    over_time, looped = through_time(w, gated=True)
+    huge = w.median("grad_norm") / max(w.median("weight_norm"), 1e-30)
+    losses = w.losses
+    spikes = float(np.max(losses) / max(np.median(losses), 1e-30))
     if depth > EXPLODING:
         return finding("exploding gradients", depth / EXPLODING, f"the gradient reaching "
-                       f"{first} is {depth:.1e} × the gradient reaching {last}; {w.trend()}",
-                       [first])
+                       f"{first} is {depth:.1e} × the gradient reaching {last}; "
+                       f"{w.trend_text()}", [first])
     if over_time > EXPLODING:
         return finding("exploding gradients", over_time / EXPLODING, f"the gradient reaching "
-                       f"{looped}'s first time step is {over_time:.1e} × its last's; "
-                       f"{w.trend()}", [looped])
-    if growth > GROWTH:
-        return finding("exploding gradients", growth / GROWTH, f"the gradient norm grew "
-                       f"{growth:.1e}× since the first steps; {w.trend()}")
+                       f"{looped}'s first step is {over_time:.1e} × its last step's; "
+                       f"{w.trend_text()}", [looped])
+    if huge > HUGE and spikes > SPIKES:
+        return finding("exploding gradients", huge / HUGE, f"the gradient's norm is {huge:.3g}"
+                       f"× the weights' and the loss spikes to {spikes:.3g}× its median; "
+                       f"{w.trend_text()}")
     return None
 
 
-# -- dynamics of the step --------------------------------------------------------------------------
+# -- dynamics of the step ---------------------------------------------------------------------------
+def overshooting(w: Window) -> tuple[bool, float, float]:
+    """(each step climbs along its own direction on its own batch and consecutive gradients
+    point against each other, ρ, the mean cosine): the optimizer overshoots back and forth."""
+    rho = w.median("step_ratio")
+    cosine, _ = w.signal()
+    return rho < 0 and cosine < -NOISE, rho, cosine
+
+
 def step_too_large(w: Window):
-    sharpness, limit = w.median("lr_lambda_max"), w.median("stability_limit")
-    lag, spread = w.detrended()
-    if w.learning:
+    """Gradient descent (plain or heavy ball) past its stability limit lr·λ_max = 2(1 + β):
+    measured, or, without a curvature measurement, seen as steps that overshoot."""
+    if w.context is None or w.context.optimizer != "SGD":
         return None
-    if sharpness > limit:
-        return finding("step too large", sharpness / limit, f"lr·λ_max = {sharpness:.3g} > "
-                       f"{limit:.3g}, the stability limit; {w.trend()}")
-    if lag < BOUNCING and spread > SWING:
-        return finding("step too large", lag / BOUNCING, f"the loss bounces step to step "
-                       f"(lag-1 autocorrelation {lag:.2f}, swings {spread:.0%} of its level); "
-                       f"{w.trend()}")
+    sharpness = w.sharpness()
+    overshoots, rho, cosine = overshooting(w)
+    if w.input_gain > FIT:
+        return None  # a run that fits its data is not failing, whatever its sharpness reads
+    if sharpness > 1 and (rho < OVERSHOT or cosine < -NOISE):
+        return finding("step too large", sharpness, f"lr·λ_max is {sharpness:.3g}× the "
+                       f"stability limit {w.median('stability_limit'):.3g}, and each step gets "
+                       f"{rho:.0%} of the decrease its slope promised (consecutive gradients' "
+                       f"cosine {cosine:.2f}); {w.trend_text()}")
+    if not math.isfinite(sharpness) and overshoots:
+        return finding("step too large", 1 - rho, f"each step climbs along its own direction "
+                       f"(ρ = {rho:.2f}) and consecutive gradients point against each other "
+                       f"(cosine {cosine:.2f}); {w.trend_text()}")
     return None
 
 
 def oscillating(w: Window):
-    lag, spread = w.detrended()
-    if w.learning or not (lag > WAVES and spread > SWING):
-        return None
-    return finding("oscillating loss", spread / SWING, f"the loss swings in waves over several "
-                   f"steps (lag-1 autocorrelation {lag:.2f} after the trend is removed, spread "
-                   f"{spread:.0%} of its level); {w.trend()}")
+    regression = w.regression()
+    ratio, swing = w.waves()
+    overshoots, rho, cosine = overshooting(w)
+    if regression > REGRESSED:
+        return finding("oscillating loss", 2 * regression, f"the loss climbed back "
+                       f"{regression:.0%} of the way (in log scale) from its best to where it "
+                       f"started; {w.trend_text()}")
+    if ratio > WAVES and swing > SWING and w.trend() > -TREND:
+        return finding("oscillating loss", ratio / WAVES, f"the loss swings in waves slower "
+                       f"than its batch noise (variance ratio {ratio:.2g}, swings {swing:.0%} "
+                       f"of its level) without a trend; {w.trend_text()}")
+    if overshoots and (w.context is None or w.context.optimizer != "SGD"):
+        return finding("oscillating loss", 1 - rho, f"each update climbs along its own "
+                       f"direction (ρ = {rho:.2f}) and consecutive gradients point against "
+                       f"each other (cosine {cosine:.2f}): the step overshoots back and forth; "
+                       f"{w.trend_text()}")
+    return None
 
 
-# -- slow or noisy learning, when no mechanism explains it ----------------------------------------
-def signal(w: Window) -> tuple[float, float]:
-    """(mean cosine of consecutive gradients, its t statistic against 0)."""
-    cosines = w.values("grad_cosine")
-    if len(cosines) < 3:
-        return math.nan, math.nan
-    error = cosines.std(ddof=1) / math.sqrt(len(cosines))
-    mean = float(cosines.mean())
-    return mean, mean / error if error > 0 else math.copysign(math.inf, mean)
-
-
+# -- slow or noisy learning, when no mechanism explains it ------------------------------------------
 def ill_conditioned(w: Window):
     low, high = w.median("lambda_min"), w.median("lambda_max")
-    sharpness, limit = w.median("lr_lambda_max"), w.median("stability_limit")
-    if w.decrease > 0.5:
+    hessian = high / low if low > 0 else math.nan
+    inputs = w.median("input_condition")
+    sharpness, rho = w.sharpness(), w.median("step_ratio")
+    kappa = max(x for x in (hessian, inputs, 0.0) if math.isfinite(x))
+    if not (sharpness > AT_THE_EDGE and kappa > ILL_CONDITIONED and rho > 0.5
+            and w.decrease < 2 * SLOW and w.input_gain < FIT):
         return None
-    if low > 0 and high / low > ILL_CONDITIONED:
-        return finding("ill-conditioned", high / low / ILL_CONDITIONED, f"Hessian κ ≥ "
-                       f"λ_max/λ_min = {high:.3g}/{low:.3g} = {high / low:.3g}; {w.trend()}")
-    return None
+    source = ("Hessian λ_max/λ_min" if kappa == hessian else
+              "condition number of the inputs' correlation")
+    return finding("ill-conditioned", kappa / ILL_CONDITIONED, f"the curvature spans "
+                   f"{kappa:.2g}× ({source}) while lr·λ_max is already "
+                   f"{sharpness:.2g}× the stability limit: a step the sharpest direction allows "
+                   f"crawls along the flattest; {w.trend_text()}")
 
 
 def learning_rate_too_small(w: Window):
-    cosine, t = signal(w)
-    update = w.median("update_ratio")
-    sharpness, limit = w.median("lr_lambda_max"), w.median("stability_limit")
-    if not (w.decrease > 0 and cosine > CONSISTENT):
+    cosine, _ = w.signal()
+    rho, update, sharpness = w.median("step_ratio"), w.median("update_ratio"), w.sharpness()
+    steady = w.trend(HORIZON)
+    rates = w.values("lr")
+    warming_up = len(rates) > 1 and rates[-1] > rates[0]  # a schedule is raising it: wait
+    if not (rho > LINEAR and w.decrease < SLOW and w.input_gain < LEARNED and steady < -TREND
+            and cosine > 0) or sharpness > SMALL_STEP or warming_up:
         return None
-    if sharpness / limit < SMALL_STEP or (not math.isfinite(sharpness) and update < TINY_UPDATE):
-        return finding("learning rate too small", CONSISTENT / max(1 - cosine, 1e-3),
-                       f"consecutive gradients agree (cosine {cosine:.2f}) and each step moves "
-                       f"the weights by {update:.1e} of their norm"
-                       + (f", lr·λ_max = {sharpness:.2g}, far below the limit {limit:.3g}"
-                          if math.isfinite(sharpness) else "") + f"; {w.trend()}")
-    return None
+    return finding("learning rate too small", -steady / TREND, f"each step gets {rho:.0%} of "
+                   f"the decrease its slope promised (the loss is still linear over it) and "
+                   f"moves the weights by {update:.1e} of their norm, while the loss falls "
+                   f"steadily (trend t = {steady:.1f} over the last {HORIZON} steps)"
+                   + (f"; lr·λ_max is only {sharpness:.2g}× the stability limit"
+                      if math.isfinite(sharpness) else "") + f"; {w.trend_text()}")
 
 
 def no_signal(w: Window):
-    cosine, t = signal(w)
-    gain = w.input_gain
-    if w.learning or not t < SIGNIFICANT or gain > INPUT_GAIN:
+    cosine, t = w.signal()
+    if not (cosine < NO_SIGNAL and t < 2 and w.input_gain < NOTHING
+            and w.decrease < STALLED and abs(w.trend(HORIZON)) < TREND):
         return None
-    return finding("no gradient signal", SIGNIFICANT / max(t, 0.2), f"consecutive gradients are "
-                   f"uncorrelated (mean cosine {cosine:.2f}, t = {t:.1f} against 0): the batch "
-                   f"gradient is noise; {w.trend()}")
+    return finding("no gradient signal", 2 / max(t, 0.2), f"consecutive gradients are "
+                   f"uncorrelated (mean cosine {cosine:.2f}, t = {t:.1f}) and the model does no "
+                   f"better than an input-independent prediction: the gradient carries no "
+                   f"information about the target; {w.trend_text()}")
 
 
 def low_snr(w: Window):
-    cosine, t = signal(w)
-    snr = w.median("batch_snr")
-    if w.learning and w.decrease > 0.3 or not (cosine < NOISY):
+    cosine, t = w.signal()
+    gain = w.input_gain
+    if not (-NOISE < cosine < NOISE and gain < LEARNED and abs(w.trend(HORIZON)) < TREND
+            and (gain > 0.02 or w.decrease > 0.02 or t > 1)):
         return None
-    return finding("low SNR", NOISY / max(cosine, 0.01), f"consecutive gradients barely agree "
-                   f"(mean cosine {cosine:.2f}; batch SNR {snr:.2g} on "
-                   f"{w.median('noise_coverage'):.0%} of the parameters); {w.trend()}")
+    return finding("low SNR", NOISE / max(cosine, 0.03), f"consecutive gradients barely agree "
+                   f"(mean cosine {cosine:.2f}; batch SNR {w.median('batch_snr'):.2g} on "
+                   f"{w.median('noise_coverage'):.0%} of the parameters, batch "
+                   f"{w.median('batch_size'):.0f}) and the loss's trend is lost in its noise; "
+                   f"{w.trend_text()}")

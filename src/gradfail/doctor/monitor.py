@@ -20,6 +20,7 @@ the verdicts that persist, with the step at which each began.
 
 from __future__ import annotations
 
+import collections
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ from gradfail.doctor import rules
 from gradfail.doctor.per_sample import GradientCapture
 from gradfail.doctor.quantities import (Activations, Curvature, GradientAlignment, GradientNoise,
                                         GradientZeros, InputScale, LayerGradients, LossInputs,
-                                        Recurrence, StaleGradients, StepView, as_floats, squared_norms,
+                                        Recurrence, StaleGradients, StepQuality, StepView, as_floats, squared_norms,
                                         trainable_layers)
 from gradfail.doctor.trace import StepTrace
 from gradfail.errors import GradfailError
@@ -63,7 +64,7 @@ class Doctor:
             LayerGradients(), StaleGradients(every=every), GradientZeros(every=every),
             GradientAlignment(every=every),
             GradientNoise(every=every), Activations(every=every), InputScale(every=every),
-            LossInputs(every=every), Recurrence(every=every),
+            LossInputs(every=every), Recurrence(every=every), StepQuality(every=every),
             Curvature(every=curvature_every))}
         self.capture = GradientCapture(model)
         self.check_every = check_every
@@ -79,6 +80,7 @@ class Doctor:
         self._step_seen = False
         self._stale: dict[int, torch.Tensor] = {}
         self._recurrent: dict[str, tuple] = {}
+        self._output_means: collections.deque = collections.deque(maxlen=20)
         self._handles = [
             *(m.register_forward_hook(self._recurrent_input(name))
               for name, m in model.named_modules() if isinstance(m, nn.RNNBase)),
@@ -212,18 +214,41 @@ class Doctor:
     def _loss_closures(self, loss, inputs, targets, args, kwargs, output):
         """(loss_at(rows), baseline()): from the loss function and batch when given, else from
         the trace's tape of the loss computation; None where neither is available."""
+        predict = self._input_independent(output)
         if self.loss_fn is not None and inputs is not None and targets is not None:
             def loss_at(rows):
                 return self.loss_fn(self.model(inputs[:rows]), targets[:rows])
 
             def baseline():
-                return None if output is None else self.loss_fn(batch_mean(output), targets)
+                return None if predict is None else self.loss_fn(predict(), targets)
             return loss_at, baseline
         tape = self._trace.tape if self._trace is not None else None
         if tape is None or not isinstance(loss, torch.Tensor) or output is None:
             return None, None
         return (lambda rows: tape.replay(self.model(*args, **kwargs), loss),
-                lambda: tape.replay(batch_mean(output), loss))
+                lambda: None if predict is None else tape.replay(predict(), loss))
+
+    def _input_independent(self, output) -> Callable | None:
+        """The input-independent prediction the loss baseline uses: the output's mean over the
+        batch, or, for batches under 16, over the recent traced steps' batches (at least 5)."""
+        tensors = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+        if not tensors or not self.traced:
+            return None
+        rows = tensors[0].shape[0] if tensors[0].dim() else 0
+        if rows >= 16:
+            return lambda: batch_mean(output)
+        means = tree_map(lambda t: t.detach().mean(0) if isinstance(t, torch.Tensor) and
+                         t.is_floating_point() and t.dim() > 0 else t, output)
+        self._output_means.append(means)
+        if len(self._output_means) < 5:
+            return None
+        recent = list(self._output_means)
+
+        def predict():
+            return tree_map(lambda t, *means: torch.stack(means).mean(0).expand_as(t)
+                            if isinstance(t, torch.Tensor) and t.is_floating_point() else t,
+                            output, *recent)
+        return predict
 
     @contextmanager
     def _guard(self, quantity) -> Iterator[None]:
@@ -244,10 +269,15 @@ class Doctor:
             momentum=float(groups.get("momentum", betas[0] if groups else 0.0)))
 
     def check(self) -> None:
-        """Apply the rules to the history now, and keep what persists."""
+        """Apply the rules to the history now, and keep what persists (a rule that raises is
+        recorded among the failures, never raised into the user's loop)."""
         if self.history:
-            self.timeline.check(self.history[-1]["step"], rules.diagnose(self.history,
-                                                                         self.context()))
+            try:
+                findings = rules.diagnose(self.history, self.context())
+            except Exception as error:
+                self.failures.setdefault("rules", f"{type(error).__name__}: {error}")
+                findings = []
+            self.timeline.check(self.history[-1]["step"], findings)
 
     def diagnose(self) -> list[rules.Verdict]:
         """The verdicts standing now (checked at the last step), most confident first."""

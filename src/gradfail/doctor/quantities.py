@@ -12,7 +12,8 @@ trace runs on their steps.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -102,6 +103,8 @@ class LayerGradients(Quantity):
         grads = per_layer(squares[:count], view.layer_numbers, layers)
         weights = per_layer(squares[count:2 * count], view.layer_numbers, layers)
         found = {"grad_norm": math.sqrt(sum(grads)), "weight_norm": math.sqrt(sum(weights))}
+        if view.optimizer is not None:
+            found["lr"] = view.setting("lr")
         for i, name in enumerate(view.layer_names):
             if i in view.seen:
                 found[f"grad_norm/{name}"] = math.sqrt(grads[i])
@@ -217,6 +220,66 @@ def sum_of_dots(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
                        ).sum()
 
 
+@contextmanager
+def left_as_found(view: StepView) -> Iterator[None]:
+    """Evaluate the model again without a trace: its buffers (BatchNorm's running statistics)
+    and the random number generators are restored afterwards."""
+    buffers = {k: v.clone() for k, v in view.model.named_buffers()}
+    device = view.params[0].device
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            yield
+    finally:
+        named = dict(view.model.named_buffers())
+        for name, value in buffers.items():
+            named[name].copy_(value)
+
+
+@dataclass
+class StepQuality(Quantity):
+    """How much of the decrease its slope promised the optimizer's step delivered, on the step's
+    own batch (Cockpit's α, Schneider, Dangel & Hennig 2021, read as a ratio). With
+    f(s) = L_B(θ_{t−1} + s·Δθ): ρ = (f(1) − f(0))/f'(0) is 1 when the loss is still linear over
+    the step (the step is far below the curvature's scale along its own direction), ½ when the
+    step lands on the minimum along it, 0 when it lands as high on the far side (the stability
+    edge), and negative when it climbs. f'(0) = g·Δθ from the gradient the step used; f(0) and
+    f(1) by evaluating the loss again, with the same random draws for both."""
+
+    name: str = "step_quality"
+    every: int | None = 10
+    traced: bool = True
+    _saved: list[torch.Tensor] | None = field(default=None, repr=False)
+
+    def measure(self, view: StepView) -> dict:
+        if view.loss_at is None or view.changes is None:
+            return {}
+        slope = -sum_of_dots(gradients(view), view.changes)  # g·Δθ, with Δθ = −changes
+        params = [p.detach() for p in view.params]
+        with torch.no_grad(), left_as_found(view):
+            if self._saved is None:
+                self._saved = [p.clone() for p in params]
+            else:
+                torch._foreach_copy_(self._saved, params)
+            try:
+                torch.manual_seed(view.step)
+                now = view.loss_at(None)
+                torch._foreach_add_(params, view.changes)  # back to θ_{t−1}
+                torch.manual_seed(view.step)
+                before = view.loss_at(None)
+            finally:
+                torch._foreach_copy_(params, self._saved)
+        if now is None or before is None:
+            return {}
+        return {"slope": slope, "before": before.reshape(()), "now": now.reshape(())}
+
+    def derive(self, raw: dict, view: StepView) -> dict[str, float]:
+        if not raw:
+            return {}
+        if not raw["slope"] < 0:  # the step went uphill at first order
+            return {"step_ratio": -math.inf}
+        return {"step_ratio": (raw["now"] - raw["before"]) / raw["slope"]}
+
+
 @dataclass
 class GradientNoise(Quantity):
     """The gradient's signal-to-noise ratio and noise scale, one bias-corrected family (Cockpit's
@@ -296,10 +359,13 @@ class Activations(Quantity):
     def derive(self, raw: dict, view: StepView) -> dict[str, float]:
         found = {}
         for name, site in raw.get("sites", {}).items():
-            zero, tiny, dead, square = raw[f"summary/{name}"]
+            zero, tiny, dead, square, passing = raw[f"summary/{name}"]
             found[f"kind/{name}"] = {"flat": 0.0, "one-sided": 1.0, "smooth": 2.0}[site.kind]
             found[f"order/{name}"] = float(site.order)
+            if site.final:
+                found[f"final/{name}"] = 1.0
             found[f"input_rms/{name}"] = math.sqrt(square)
+            found[f"passing/{name}"] = passing
             if site.kind == "flat":
                 found[f"flat/{name}"] = zero
             elif site.kind == "one-sided":
@@ -345,35 +411,72 @@ class Recurrence(Quantity):
         return found
 
     def derive(self, raw: dict, view: StepView) -> dict[str, float]:
-        return {f"time_ratio/{name}": first / last if last > 0 else math.inf
-                for name, (first, last) in raw.items()}
+        found = {}
+        for name, (first, last) in raw.items():
+            found[f"time_ratio/{name}"] = first / last if last > 0 else math.inf
+            found[f"gated/{name}"] = float(not isinstance(view.recurrent[name][0], nn.RNN))
+        return found
 
 
 @dataclass
 class InputScale(Quantity):
     """The model's (floating-point) input, per feature (the last axis of a flat input, the
-    channel axis of an image): the largest RMS over features, and the ratio of the largest to
-    the smallest feature standard deviation among features that vary."""
+    channel axis of an image): the largest RMS over features, the ratio of the largest to the
+    smallest feature standard deviation among features that vary, and, for flat inputs of at
+    most `features` features, the condition number of their correlation matrix, from moments
+    accumulated over the measured steps (the curvature a linear first layer sees, whatever
+    the features' scales)."""
 
     name: str = "inputs"
-    every: int | None = 5
+    every: int | None = 10
+    features: int = 256
+    _moments: list | None = field(default=None, repr=False)  # [n, Σx, Σxxᵀ] in float64
 
     def measure(self, view: StepView) -> dict:
         x = view.inputs
-        if x is None or not x.is_floating_point() or x.dim() < 2 or x.shape[0] < 2:
+        if x is None or x.dim() < 1:
             return {}
-        features = x.detach().movedim(1 if x.dim() >= 4 else -1, -1).reshape(-1, x.shape[
-            1 if x.dim() >= 4 else -1]).float()
-        return {"rms": features.square().mean(0).sqrt(), "std": features.std(0)}
+        if not x.is_floating_point() or x.dim() < 2 or x.shape[0] < 2:
+            return {"batch_size": x.shape[0]}
+        axis = 1 if x.dim() >= 4 else -1
+        features = x.detach().movedim(axis, -1).reshape(-1, x.shape[axis]).float()
+        found = {"rms": features.square().mean(0).sqrt(), "std": features.std(0),
+                 "batch_size": x.shape[0]}
+        if x.dim() == 2 and 2 <= x.shape[1] <= self.features:
+            found["correlation_condition"] = self._condition(features.double())
+        return found
+
+    def _condition(self, x: torch.Tensor) -> torch.Tensor:
+        if self._moments is None or self._moments[1].shape[0] != x.shape[1]:
+            self._moments = [0, torch.zeros_like(x[0]), torch.zeros(x.shape[1], x.shape[1],
+                                                                       dtype=x.dtype,
+                                                                       device=x.device)]
+        self._moments[0] += x.shape[0]
+        self._moments[1] += x.sum(0)
+        self._moments[2] += x.T @ x
+        n, total, outer = self._moments
+        mean = total / n
+        covariance = outer / n - torch.outer(mean, mean)
+        scale = covariance.diagonal().clamp(min=0).sqrt()
+        varying = scale > 1e-8 * scale.max()
+        if varying.sum() < 2:
+            return torch.ones((), dtype=x.dtype, device=x.device)
+        correlation = covariance[varying][:, varying] / torch.outer(scale[varying],
+                                                                    scale[varying])
+        values = torch.linalg.eigvalsh(correlation)
+        return values[-1] / values[0].clamp(min=1e-12 * float(values[-1]))
 
     def derive(self, raw: dict, view: StepView) -> dict[str, float]:
-        if not raw:
-            return {}
+        if "rms" not in raw:
+            return {"batch_size": float(raw["batch_size"])} if raw else {}
         rms, std = raw["rms"], raw["std"]
         varying = [s for s in std if s > 1e-8]
-        found = {"input_rms_max": max(rms), "input_rms_median": sorted(rms)[len(rms) // 2]}
+        found = {"input_rms_max": max(rms), "input_rms_median": sorted(rms)[len(rms) // 2],
+                 "batch_size": float(raw["batch_size"])}
         if len(varying) >= 2:
             found["input_std_spread"] = max(varying) / min(varying)
+        if "correlation_condition" in raw:
+            found["input_condition"] = raw["correlation_condition"]
         return found
 
 
@@ -431,20 +534,12 @@ class Curvature(Quantity):
     def measure(self, view: StepView) -> dict:
         if view.loss_at is None:
             return {}
-        buffers = {k: v.clone() for k, v in view.model.named_buffers()}
-        device = view.params[0].device
-        try:
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                hessian = curvature.Hessian(lambda: view.loss_at(self.batch), view.params)
-                generator = torch.Generator(device=device).manual_seed(view.step)
-                start = curvature.rademacher(hessian, generator)
-                low, high, first = curvature.lanczos(hessian, self.lanczos_steps, start)
-                trace, error = curvature.hutchinson_trace(hessian, self.probes, generator,
-                                                          (first,))
-        finally:
-            named = dict(view.model.named_buffers())
-            for name, value in buffers.items():
-                named[name].copy_(value)
+        with left_as_found(view):
+            hessian = curvature.Hessian(lambda: view.loss_at(self.batch), view.params)
+            generator = torch.Generator(device=view.params[0].device).manual_seed(view.step)
+            start = curvature.rademacher(hessian, generator)
+            low, high, first = curvature.lanczos(hessian, self.lanczos_steps, start)
+            trace, error = curvature.hutchinson_trace(hessian, self.probes, generator, (first,))
         found = {"lambda_min": low, "lambda_max": high, "trace": trace, "trace_se": error}
         if view.plain_sgd:
             momentum = view.setting("momentum", 0.0)

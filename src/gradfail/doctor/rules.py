@@ -108,25 +108,41 @@ def confidence(strength: float) -> float:
 
 
 def diagnose(history: list[dict], context: Context, window: int = 100) -> list[Finding]:
-    """Every rule that fires on the last `window` steps of the history (a pure function)."""
+    """Every rule that fires on the last `window` steps of the history, less the findings a
+    deeper one explains (a pure function). In order: a run that diverged is only that; a bug
+    (gradients never cleared, probabilities given to a log-loss) explains everything it
+    causes; raw-scale inputs explain the saturation, sharpness and conditioning they cause; an
+    unstable step (past the stability limit, or a loss that gave back its progress) explains
+    the saturated and dead units it makes; saturated or dead units explain vanishing
+    gradients; and slow or noisy learning is named only when no mechanism explains it, on a
+    full window."""
     if not history:
         return []
     w = ev.Window(history, window, context)
     diverged = ev.diverged(w)
     if diverged is not None:
         return [diverged]
-    found = [f for f in (ev.accumulating(w), ev.probabilities_to_log_loss(w)) if f]
-    mechanism = [f for f in (ev.unnormalised_inputs(w), ev.flat_activations(w),
-                             ev.dead_units(w), ev.saturated_activations(w),
-                             ev.vanishing(w), ev.exploding(w)) if f]
-    found += mechanism
-    unexplained = not found
-    dynamics = [f for f in (ev.step_too_large(w), ev.oscillating(w)) if f]
-    found += dynamics
-    if unexplained and not dynamics:
-        found += [f for f in (ev.ill_conditioned(w), ev.learning_rate_too_small(w),
-                              ev.no_signal(w), ev.low_snr(w)) if f][:1]
-    return found
+    bugs = [f for f in (ev.accumulating(w), ev.probabilities_to_log_loss(w)) if f]
+    if bugs:
+        return bugs
+    found = {f.name: f for f in (ev.unnormalised_inputs(w), ev.step_too_large(w),
+                                 ev.oscillating(w), ev.flat_activations(w), ev.dead_units(w),
+                                 ev.saturated_activations(w), ev.vanishing(w), ev.exploding(w))
+             if f}
+    explains = {"unnormalised inputs": ("saturated activations", "step too large"),
+                "step too large": ("saturated activations", "dead units"),
+                "oscillating loss": ("saturated activations", "dead units"),
+                "saturated activations": ("vanishing gradients",),
+                "dead units": ("vanishing gradients",)}
+    for cause in list(found):
+        for effect in explains.get(cause, ()):
+            if cause in found:
+                found.pop(effect, None)
+    if not found and w.full:
+        found = {f.name: f for f in (ev.ill_conditioned(w), ev.learning_rate_too_small(w),
+                                     ev.no_signal(w), ev.low_snr(w)) if f}
+        found = dict(list(found.items())[:1])
+    return list(found.values())
 
 
 @dataclass
@@ -140,6 +156,7 @@ class Timeline:
     misses: dict[str, int] = field(default_factory=dict)
     latest: dict[str, Finding] = field(default_factory=dict)
     checks: list[dict] = field(default_factory=list)  # the standing verdicts at each check
+    firing: set[str] = field(default_factory=set)  # the findings of the last check
     last_step: int | None = None
 
     def check(self, step: int, findings: list[Finding]) -> None:
@@ -159,13 +176,15 @@ class Timeline:
                     if self.misses[name] >= PERSIST:
                         del self.raised[name], self.misses[name]
         self.checks.append({"step": step, "raised": sorted(self.raised)})
-        self.last_step = step
+        self.firing, self.last_step = set(firing), step
 
     def standing(self, steps: int) -> list[Verdict]:
-        """The raised verdicts, most confident first, or "healthy"."""
-        found = [Verdict(name, confidence(self.latest[name].strength), onset,
+        """The raised verdicts that still fire, most confident first (all raised ones if none
+        fires at the last check, within their grace of PERSIST misses), or "healthy"."""
+        current = [name for name in self.raised if name in self.firing] or list(self.raised)
+        found = [Verdict(name, confidence(self.latest[name].strength), self.raised[name],
                          self.latest[name].evidence, REMEDIES[name], self.latest[name].layers)
-                 for name, onset in self.raised.items()]
+                 for name in current]
         if not found:
             return [Verdict("healthy", 0.5, None, f"no failure persisted over {steps} steps",
                             REMEDIES["healthy"])]

@@ -44,6 +44,14 @@ SMOOTH_OR_ONE_SIDED = (
 ACTIVATIONS = frozenset(FLAT_FUNCTIONS + SMOOTH_OR_ONE_SIDED)
 LOG_LOSSES = {F.cross_entropy: "cross_entropy", F.nll_loss: "nll_loss",
               F.binary_cross_entropy_with_logits: "binary_cross_entropy_with_logits"}
+SQUASHING = frozenset((F.softmax, torch.softmax, torch.Tensor.softmax, torch.sigmoid,
+                       torch.Tensor.sigmoid, F.sigmoid))
+SHAPE_ONLY = frozenset((torch.Tensor.squeeze, torch.squeeze, torch.Tensor.unsqueeze,
+                        torch.Tensor.view, torch.Tensor.reshape, torch.reshape,
+                        torch.Tensor.flatten, torch.flatten, torch.Tensor.__getitem__,
+                        torch.Tensor.contiguous, torch.Tensor.float, torch.Tensor.to,
+                        torch.Tensor.transpose, torch.Tensor.permute, torch.Tensor.view_as,
+                        torch.Tensor.reshape_as))
 SAMPLES = 32  # rows of the batch whose derivatives are summarised
 SATURATED = 0.01  # a derivative below 1% of the function's typical one (at N(0, 1)) is saturated
 
@@ -73,8 +81,9 @@ class Site:
     kind: str  # "flat" (zero derivative almost everywhere), "one-sided" (ReLU-like), "smooth"
     typical: float  # median |derivative| at a standard normal probe
     order: int  # position of its first call in the forward pass
-    summaries: list[torch.Tensor] = field(default_factory=list)  # (zero, tiny, dead, scale²)
+    summaries: list[torch.Tensor] = field(default_factory=list)  # see `summarise`
     gradients: list[torch.Tensor | None] = field(default_factory=list)  # mean square, per call
+    final: bool = False  # its result is the model's output (an output link, not a hidden unit)
 
     @property
     def reached(self) -> list[torch.Tensor]:
@@ -94,7 +103,8 @@ def classify(func: Callable, x: torch.Tensor, args: tuple, kwargs: dict) -> tupl
 
 def summarise(d: torch.Tensor, x: torch.Tensor, typical: float) -> torch.Tensor:
     """(fraction of derivatives exactly 0, fraction below SATURATED·typical (0 included),
-    fraction of units whose derivative is 0 on every sample, mean square of the input) as one
+    fraction of units whose derivative is 0 on every sample, mean square of the input, mean
+    |derivative| over the typical one: the share of gradient the function passes) as one
     vector. Counted by signs of float tensors: bool comparisons are slower on a CPU."""
     magnitude = d.detach().abs()
     zero = 1 - magnitude.sign().mean()
@@ -104,7 +114,9 @@ def summarise(d: torch.Tensor, x: torch.Tensor, typical: float) -> torch.Tensor:
     others = tuple(i for i in range(magnitude.dim()) if i != unit_axis)
     dead = (1 - magnitude.amax(dim=others).sign().mean() if others
             else torch.zeros((), device=magnitude.device))
-    return torch.stack([zero, tiny, dead, x.detach().float().square().mean()])
+    passing = magnitude.mean() / typical if typical > 0 else 1 - zero
+    return torch.stack([zero, tiny, dead, x.detach().float().square().mean(),
+                        passing.to(zero.dtype)])
 
 
 class Tape:
@@ -151,6 +163,9 @@ class StepTrace(TorchFunctionMode):
         self.sites: dict[tuple, Site] = {}
         self.log_losses: list[dict] = []
         self.tape: Tape | None = None
+        self.squashed: dict[int, str] = {}  # ids of softmax/sigmoid outputs (and their views)
+        self.made: dict[int, tuple] = {}  # ids of activation results (and views) -> site key
+        self._kept: list[torch.Tensor] = []  # so that no id in `squashed` is reused
         self.paths: list[str] = []  # the module-path stack during the forward
         self.names: dict[nn.Module, str] = {}
         self._hooks = []
@@ -168,6 +183,9 @@ class StepTrace(TorchFunctionMode):
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
+        for tensor in tree_flatten(output)[0]:
+            if isinstance(tensor, torch.Tensor) and id(tensor) in self.made:
+                self.sites[self.made[id(tensor)]].final = True
         self.tape = Tape(output)
 
     def close(self) -> None:
@@ -193,11 +211,25 @@ class StepTrace(TorchFunctionMode):
                 torch.is_grad_enabled():
             return self._activation(func, args, kwargs)
         if func in LOG_LOSSES and args and isinstance(args[0], torch.Tensor):
-            self.log_losses.append(inspect_log_loss(LOG_LOSSES[func], args, kwargs))
+            self.log_losses.append(inspect_log_loss(LOG_LOSSES[func], args, kwargs,
+                                                    self.squashed.get(id(args[0]))))
         result = func(*args, **kwargs)
+        if isinstance(result, torch.Tensor) and args and isinstance(args[0], torch.Tensor):
+            if func in SQUASHING:
+                self._squash(result, function_name(func))
+            elif func in SHAPE_ONLY:
+                if id(args[0]) in self.squashed:
+                    self._squash(result, self.squashed[id(args[0])])
+                if id(args[0]) in self.made:
+                    self.made[id(result)] = self.made[id(args[0])]
+                    self._kept.append(result)
         if self.tape is not None:
             self.tape.record(func, args, kwargs, result)
         return result
+
+    def _squash(self, result: torch.Tensor, how: str) -> None:
+        self.squashed[id(result)] = how
+        self._kept.append(result)
 
     def _activation(self, func, args, kwargs):
         x = args[0]
@@ -209,12 +241,16 @@ class StepTrace(TorchFunctionMode):
         sample = x.detach()[:SAMPLES].clone()
         summary = summarise(derivative(func, sample, args[1:], kwargs), sample, typical)
         result = func(*args, **kwargs)
+        if func in SQUASHING and isinstance(result, torch.Tensor):
+            self._squash(result, function_name(func))
         site = self.sites.get(key)
         if site is None:
             site = self.sites[key] = Site(self.site_name(key), key[1], kind, typical,
                                           len(self.sites))
         site.summaries.append(summary)
         site.gradients.append(None)
+        self.made[id(result)] = key
+        self._kept.append(result)
         if isinstance(result, torch.Tensor) and result.requires_grad:
             call = len(site.gradients) - 1
 
@@ -241,22 +277,21 @@ def caller() -> tuple[str, int]:
     return (frame.f_code.co_filename, frame.f_lineno) if frame is not None else ("", 0)
 
 
-def inspect_log_loss(name: str, args: tuple, kwargs: dict) -> dict:
-    """Whether a log-loss was given probabilities: the fraction of its input rows that are a
-    probability vector (entries in [0, 1] summing to 1) for cross-entropy and NLL (which expect
-    logits and log-probabilities), or of entries in [0, 1] for binary cross-entropy with
-    logits; and, for class targets, the batch's accuracy."""
+def inspect_log_loss(name: str, args: tuple, kwargs: dict, squashed: str | None) -> dict:
+    """Whether a log-loss was given probabilities: 1 when its input was made by a softmax or a
+    sigmoid (or a view of one), else, for cross-entropy and NLL (which expect logits and
+    log-probabilities), the fraction of input rows that are probability vectors (entries in
+    [0, 1] summing to 1: no logits by chance); and, for class targets, the batch's accuracy."""
     x = args[0].detach()
     target = args[1] if len(args) > 1 else kwargs.get("target")
-    found = {"loss": name}
+    found = {"loss": name, "probabilities": 1.0 if squashed else 0.0}
     with torch.no_grad():
-        if name == "binary_cross_entropy_with_logits":
-            found["probabilities"] = float(((x >= 0) & (x <= 1)).float().mean())
-        elif x.dim() >= 2:
+        if name != "binary_cross_entropy_with_logits" and x.dim() >= 2:
             rows = x.movedim(1, -1).reshape(-1, x.shape[1]).float()
             inside = ((rows >= 0) & (rows <= 1)).all(1)
             sums_to_one = (rows.sum(1) - 1).abs() < 1e-3
-            found["probabilities"] = float((inside & sums_to_one).float().mean())
+            if not squashed:
+                found["probabilities"] = float((inside & sums_to_one).float().mean())
             if isinstance(target, torch.Tensor) and not target.is_floating_point() \
                     and target.shape == x.argmax(1).shape:
                 found["accuracy"] = float((x.argmax(1) == target).float().mean())

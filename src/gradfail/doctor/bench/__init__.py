@@ -50,8 +50,8 @@ def programs(split: str = "all") -> list[Program]:
         raise DoctorError(f"unknown split {split!r}; splits: {', '.join(SPLITS)}")
     entries = json.loads(MANIFEST.read_text())["programs"]
     fields = Program.__dataclass_fields__
-    return [Program(**{k: v for k, v in entry.items() if k in fields}) for entry in entries
-            if split == "all" or entry["split"] == split]
+    return [Program(name=entry["program"], **{k: v for k, v in entry.items() if k in fields})
+            for entry in entries if split == "all" or entry["split"] == split]
 
 
 def one_thread() -> dict[str, str]:
