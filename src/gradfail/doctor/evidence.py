@@ -62,6 +62,13 @@ class Window:
             for key, value in record.items():
                 self.columns.setdefault(key, []).append(value)
         self._medians: dict[str, float] = {}
+        self._cache: dict = {}
+
+    def cached(self, key, compute):
+        """A statistic computed once per window (several rules read the same ones)."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
 
     def values(self, key: str) -> np.ndarray:
         values = np.array(self.columns.get(key, ()), dtype=float)
@@ -76,8 +83,9 @@ class Window:
         return self._medians[key]
 
     def by_suffix(self, prefix: str) -> dict[str, float]:
-        return {k.removeprefix(prefix): self.median(k) for k in self.columns
-                if k.startswith(prefix)}
+        return self.cached(("suffix", prefix), lambda: {
+            k.removeprefix(prefix): self.median(k) for k in self.columns
+            if k.startswith(prefix)})
 
     @property
     def losses(self) -> np.ndarray:
@@ -111,6 +119,9 @@ class Window:
     def trend(self, steps: int | None = None) -> float:
         """The t statistic of the loss's slope over the window (or over the last `steps`
         steps): how far the trend stands out of the step-to-step noise (negative: falling)."""
+        return self.cached(("trend", steps), lambda: self._trend(steps))
+
+    def _trend(self, steps: int | None) -> float:
         losses = self.losses if steps is None else np.array(
             [r["loss"] for r in self.all[-steps:]], dtype=float)
         if len(losses) < 10 or not np.isfinite(losses).all():
@@ -122,6 +133,9 @@ class Window:
         return float(slope / error) if error > 0 else math.copysign(math.inf, slope)
 
     def regression(self) -> float:
+        return self.cached("regression", self._regression)
+
+    def _regression(self) -> float:
         """How much of its progress the loss has given back: (log now − log best)/(log start −
         log best), on medians of blocks of 20 steps over the whole run (0: at its best; 1: back
         where it started)."""
@@ -136,6 +150,9 @@ class Window:
         return float((levels[-1] - levels.min()) / gained)
 
     def waves(self) -> tuple[float, float]:
+        return self.cached("waves", self._waves)
+
+    def _waves(self) -> tuple[float, float]:
         """(variance ratio, swing): the variance of the window's loss smoothed over 5 steps,
         around a quadratic trend, over what batch noise alone would leave (≈ 1 for noise, up
         to 5 for swings slower than 5 steps); and the smoothed swings relative to the level."""
@@ -153,6 +170,9 @@ class Window:
                 float(swings.std() / max(abs(np.median(losses)), 1e-12)))
 
     def signal(self) -> tuple[float, float]:
+        return self.cached("signal", self._signal)
+
+    def _signal(self) -> tuple[float, float]:
         """(mean cosine of consecutive gradients, its t statistic against 0)."""
         cosines = self.values("grad_cosine")
         if len(cosines) < 3:

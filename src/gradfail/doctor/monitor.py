@@ -35,7 +35,7 @@ from gradfail.doctor.quantities import (Activations, Curvature, GradientAlignmen
                                         GradientZeros, InputScale, LayerGradients, LossInputs,
                                         Recurrence, StaleGradients, StepQuality, StepView, as_floats, squared_norms,
                                         trainable_layers)
-from gradfail.doctor.trace import StepTrace
+from gradfail.doctor.trace import StepTrace, batch_size
 from gradfail.errors import GradfailError
 
 
@@ -61,7 +61,8 @@ class Doctor:
         self.params = [p for params in layers.values() for p in params]
         self.layer_numbers = [i for i, params in enumerate(layers.values()) for _ in params]
         self.quantities = {q.name: q for q in (
-            LayerGradients(), StaleGradients(every=every), GradientZeros(every=every),
+            LayerGradients(every=every), StaleGradients(every=every),
+            GradientZeros(every=every),
             GradientAlignment(every=every),
             GradientNoise(every=every), Activations(every=every), InputScale(every=every),
             LossInputs(every=every), Recurrence(every=every), StepQuality(every=every),
@@ -79,34 +80,39 @@ class Doctor:
         self._before: list[torch.Tensor] | None = None  # θ before the step, then −Δθ
         self._step_seen = False
         self._stale: dict[int, torch.Tensor] = {}
+        self._stale_hooks: list = []
         self._recurrent: dict[str, tuple] = {}
         self._output_means: collections.deque = collections.deque(maxlen=20)
         self._handles = [
             *(m.register_forward_hook(self._recurrent_input(name))
               for name, m in model.named_modules() if isinstance(m, nn.RNNBase)),
             model.register_forward_pre_hook(self._forward_begins, with_kwargs=True),
-            model.register_forward_hook(self._forward_ends, with_kwargs=True),
-            *(p.register_hook(self._gradient_arrives(i)) for i, p in enumerate(self.params))]
+            model.register_forward_hook(self._forward_ends, with_kwargs=True)]
         if optimizer is not None:
             self._handles += [optimizer.register_step_pre_hook(self._before_step),
                               optimizer.register_step_post_hook(self._after_step)]
         self._prepare()
 
     # -- the schedule ----------------------------------------------------------------------------
-    def due(self, name: str, step: int | None = None) -> bool:
-        """Whether a quantity is measured at a step (every `every` steps from the first; never
-        with every=None)."""
-        every = self.quantities[name].every
-        return every is not None and (self.step_index if step is None else step) % every == 0
-
-    @property
-    def traced(self) -> bool:
-        return any(q.traced and self.due(q.name) for q in self.quantities.values())
+    def due(self, name: str) -> bool:
+        """Whether a quantity is measured at this step (every `every` steps from the first;
+        never with every=None)."""
+        return name in self._plan
 
     def _prepare(self) -> None:
-        """Before a step begins: what its hooks should catch."""
+        """Before a step begins: what it measures, and so what its hooks should catch. A step
+        that measures nothing costs a loss kept for later and four hook calls."""
+        self._plan = {name for name, q in self.quantities.items()
+                      if q.every is not None and self.step_index % q.every == 0}
+        self.traced = any(self.quantities[name].traced for name in self._plan)
+        self._keep = self.quantities["alignment"].due_next(self.step_index)
         self.capture.active = self.due("gradient_noise")
         self._forward, self._step_seen, self._stale, self._recurrent = None, False, {}, {}
+        for handle in self._stale_hooks:
+            handle.remove()
+        self._stale_hooks = [p.register_hook(self._gradient_arrives(i))
+                             for i, p in enumerate(self.params)] if self.due(
+            "stale_gradients") else []
 
     # -- what the hooks catch --------------------------------------------------------------------
     def _forward_begins(self, module, args, kwargs) -> None:
@@ -131,7 +137,7 @@ class Doctor:
 
     def _gradient_arrives(self, index: int) -> Callable:
         def hook(grad: torch.Tensor) -> None:
-            if self._listening and index not in self._stale and self.due("stale_gradients"):
+            if self._listening and index not in self._stale:
                 held = self.params[index].grad
                 self._stale[index] = (held.detach().square().sum() if held is not None
                                       else grad.new_zeros(()))
@@ -143,7 +149,7 @@ class Doctor:
 
     def _before_step(self, optimizer, args, kwargs) -> None:
         self._close_trace()
-        if self._listening and self.due("alignment"):
+        if self._listening and (self.due("alignment") or self._keep):
             weights = [p.detach() for p in self.params]
             if self._before is None:
                 self._before = [w.clone() for w in weights]
@@ -151,51 +157,91 @@ class Doctor:
                 torch._foreach_copy_(self._before, weights)
 
     def _after_step(self, optimizer, args, kwargs) -> None:
-        if self._listening and self.due("alignment") and self._before is not None:
+        if self._listening and self._before is not None and (self.due("alignment")
+                                                              or self._keep):
             torch._foreach_sub_(self._before, [p.detach() for p in self.params])
             self._step_seen = True
 
     # -- one step --------------------------------------------------------------------------------
     def step(self, loss: torch.Tensor | float, inputs: torch.Tensor | None = None,
              targets: torch.Tensor | None = None) -> dict:
-        """Close the step: record the loss and every quantity that is due; returns the record."""
+        """Close the step: record the loss and every quantity that is due; returns the record
+        (its loss stays a tensor until the next measured step or check moves it)."""
         if isinstance(loss, torch.Tensor) and loss.numel() != 1:
             raise DoctorError(f"the loss must be a scalar; got a tensor of shape "
                               f"{tuple(loss.shape)} (reduce it, e.g. .mean())")
         self._close_trace()
-        view = self._view(loss, inputs, targets)
-        due = [q for q in self.quantities.values() if self.due(q.name)]
-        measured, raw = [], []
-        self._listening = self.capture.active = False
-        try:
-            for quantity in due:
-                with self._guard(quantity):
-                    raw.append(quantity.measure(view))
-                    measured.append(quantity)
-            alignment = self.quantities["alignment"]
-            if alignment.due_next(self.step_index):
-                with self._guard(alignment):
-                    alignment.keep(view)
-        finally:
-            self._listening = True
-            self.capture.clear()
-            self._trace = None
-        loss_value = loss.detach().reshape(()) if isinstance(loss, torch.Tensor) else loss
-        moved = as_floats([{"loss": loss_value}, *raw])  # one transfer from the device
-        record = {"step": self.step_index, "loss": float(moved[0]["loss"])}
-        for quantity, found in zip(measured, moved[1:], strict=True):
-            with self._guard(quantity):
-                record |= quantity.derive(found, view)
+        record = {"step": self.step_index, "loss": loss.detach().reshape(())
+                  if isinstance(loss, torch.Tensor) else float(loss)}
         self.history.append(record)
-        if self.step_index % self.check_every == 0 or not math.isfinite(record["loss"]):
+        if self._plan:
+            self._measure(record, loss, inputs, targets)
+        elif self._keep:
+            with self._guard(self.quantities["alignment"]):
+                self.quantities["alignment"].keep(self._gradients(), self._changes(),
+                                                  self.step_index)
+        if self.step_index % self.check_every == 0 or (
+                self._plan and not math.isfinite(record["loss"])):
             self.check()
         self.step_index += 1
         self._prepare()
         return record
 
+    def _measure(self, record: dict, loss, inputs, targets) -> None:
+        """Every quantity due at this step, moved off the device in one transfer with the losses
+        kept since the last one."""
+        view = self._view(loss, inputs, targets)
+        measured, raw = [], []
+        self._listening = self.capture.active = False
+        try:
+            for name in self._plan:
+                quantity = self.quantities[name]
+                with self._guard(quantity):
+                    raw.append(quantity.measure(view))
+                    measured.append(quantity)
+            if self._keep:
+                with self._guard(self.quantities["alignment"]):
+                    self.quantities["alignment"].keep(self._gradients(), self._changes(),
+                                                      self.step_index)
+        finally:
+            self._listening = True
+            self.capture.clear()
+            self._trace = None
+        pending = self._pending_losses()
+        moved = as_floats([{i: r["loss"] for i, r in pending}, *raw])
+        for i, r in pending:
+            r["loss"] = float(moved[0][i])
+        for quantity, found in zip(measured, moved[1:], strict=True):
+            with self._guard(quantity):
+                record |= quantity.derive(found, view)
+
+    def _pending_losses(self) -> list[tuple[int, dict]]:
+        """The recent records whose loss is still a tensor."""
+        found = []
+        for i in range(len(self.history) - 1, -1, -1):
+            if not isinstance(self.history[i]["loss"], torch.Tensor):
+                break
+            found.append((i, self.history[i]))
+        return found
+
+    def _flush(self) -> None:
+        pending = self._pending_losses()
+        if pending:
+            values = torch.stack([r["loss"] for _, r in pending]).tolist()
+            for (_, record), value in zip(pending, values, strict=True):
+                record["loss"] = value
+
+    def _gradients(self) -> list[torch.Tensor]:
+        return [p.grad.detach() if p.grad is not None else torch.zeros_like(p)
+                for p in self.params]
+
+    def _changes(self) -> list[torch.Tensor] | None:
+        """−Δθ of the step just taken, where it was kept."""
+        return self._before if self._step_seen else None
+
     def _view(self, loss, inputs, targets) -> StepView:
         grads = [p.grad if p.grad is not None else p.new_zeros(()) for p in self.params]
-        changes = self._before if self._step_seen else None
+        changes = self._changes()
         squares = squared_norms(grads + [p.detach() for p in self.params] + (changes or []))
         args, kwargs, output = self._forward or ((), {}, None)
         first = inputs if inputs is not None else next(
@@ -225,8 +271,14 @@ class Doctor:
         tape = self._trace.tape if self._trace is not None else None
         if tape is None or not isinstance(loss, torch.Tensor) or output is None:
             return None, None
-        return (lambda rows: tape.replay(self.model(*args, **kwargs), loss),
-                lambda: None if predict is None else tape.replay(predict(), loss))
+        batch = batch_size(output)
+        cut = batch is not None and batch_size((args, kwargs)) == batch  # batch-first
+
+        def loss_at(rows):
+            rows = rows if cut and rows and rows < batch else None
+            return tape.replay(self.model(*first_rows(args, rows), **first_rows(kwargs, rows)),
+                               loss, rows)
+        return loss_at, lambda: None if predict is None else tape.replay(predict(), loss)
 
     def _input_independent(self, output) -> Callable | None:
         """The input-independent prediction the loss baseline uses: the output's mean over the
@@ -271,6 +323,7 @@ class Doctor:
     def check(self) -> None:
         """Apply the rules to the history now, and keep what persists (a rule that raises is
         recorded among the failures, never raised into the user's loop)."""
+        self._flush()
         if self.history:
             try:
                 findings = rules.diagnose(self.history, self.context())
@@ -305,9 +358,16 @@ class Doctor:
 
     def close(self) -> None:
         self._close_trace()
-        for handle in self._handles:
+        self._flush()
+        for handle in self._handles + self._stale_hooks:
             handle.remove()
         self.capture.remove()
+
+
+def first_rows(tree, rows: int | None):
+    """The tree with every tensor cut to its first `rows` rows (unchanged for None)."""
+    return tree if rows is None else tree_map(
+        lambda t: t[:rows] if isinstance(t, torch.Tensor) and t.dim() else t, tree)
 
 
 def batch_mean(output):

@@ -172,18 +172,20 @@ class GradientAlignment(Quantity):
     _previous_change: list[torch.Tensor] | None = field(default=None, repr=False)
     _kept_at: int = -2
 
-    def keep(self, view: StepView) -> None:
-        """Called by the Doctor on the step before a measured one."""
-        grads = gradients(view)
+    def keep(self, grads: list[torch.Tensor], changes: list[torch.Tensor] | None,
+             step: int) -> None:
+        """Called by the Doctor on the step before a measured one, with that step's gradients
+        and −Δθ."""
         if self._previous is None:
-            self._previous = [g.detach().clone() for g in grads]
-            self._previous_change = None if view.changes is None else [
-                c.clone() for c in view.changes]
+            self._previous = [g.clone() for g in grads]
         else:
             torch._foreach_copy_(self._previous, grads)
-            if view.changes is not None and self._previous_change is not None:
-                torch._foreach_copy_(self._previous_change, view.changes)
-        self._kept_at = view.step
+        if changes is not None:
+            if self._previous_change is None:
+                self._previous_change = [c.clone() for c in changes]
+            else:
+                torch._foreach_copy_(self._previous_change, changes)
+        self._kept_at = step
 
     def measure(self, view: StepView) -> dict:
         if self._kept_at != view.step - 1 or self._previous is None:
@@ -235,6 +237,15 @@ def left_as_found(view: StepView) -> Iterator[None]:
             named[name].copy_(value)
 
 
+def reseed(view: StepView, seed: int) -> None:
+    """The same random draws (dropout masks) for two evaluations: the model's device's
+    generator only (torch.manual_seed would also queue every lazy backend's, at a cost)."""
+    device = view.params[0].device
+    if device.type == "cuda":
+        torch.cuda.manual_seed(seed)
+    torch.default_generator.manual_seed(seed)
+
+
 @dataclass
 class StepQuality(Quantity):
     """How much of the decrease its slope promised the optimizer's step delivered, on the step's
@@ -261,10 +272,10 @@ class StepQuality(Quantity):
             else:
                 torch._foreach_copy_(self._saved, params)
             try:
-                torch.manual_seed(view.step)
+                reseed(view, view.step)
                 now = view.loss_at(None)
                 torch._foreach_add_(params, view.changes)  # back to θ_{t−1}
-                torch.manual_seed(view.step)
+                reseed(view, view.step)
                 before = view.loss_at(None)
             finally:
                 torch._foreach_copy_(params, self._saved)
@@ -431,6 +442,8 @@ class InputScale(Quantity):
     every: int | None = 10
     features: int = 256
     _moments: list | None = field(default=None, repr=False)  # [n, Σx, Σxxᵀ] in float64
+    _condition_at: int = field(default=0, repr=False)  # measurements since the last solve
+    _last_condition: torch.Tensor | None = field(default=None, repr=False)
 
     def measure(self, view: StepView) -> dict:
         x = view.inputs
@@ -454,6 +467,9 @@ class InputScale(Quantity):
         self._moments[0] += x.shape[0]
         self._moments[1] += x.sum(0)
         self._moments[2] += x.T @ x
+        self._condition_at += 1
+        if self._last_condition is not None and self._condition_at % 5:
+            return self._last_condition  # the moments move slowly: solve every 5th time
         n, total, outer = self._moments
         mean = total / n
         covariance = outer / n - torch.outer(mean, mean)
@@ -464,7 +480,8 @@ class InputScale(Quantity):
         correlation = covariance[varying][:, varying] / torch.outer(scale[varying],
                                                                     scale[varying])
         values = torch.linalg.eigvalsh(correlation)
-        return values[-1] / values[0].clamp(min=1e-12 * float(values[-1]))
+        self._last_condition = values[-1] / values[0].clamp(min=1e-12 * float(values[-1]))
+        return self._last_condition
 
     def derive(self, raw: dict, view: StepView) -> dict[str, float]:
         if "rms" not in raw:
@@ -519,15 +536,17 @@ class LossInputs(Quantity):
 @dataclass
 class Curvature(Quantity):
     """λ_min and λ_max by `lanczos_steps` Lanczos steps, the trace by Hutchinson (`probes`
-    Rademacher vectors plus the Lanczos start) with its standard error, and, for SGD, lr·λ_max
-    against the stability limit 2(1 + momentum) of (heavy-ball) gradient descent. Evaluated on
-    at most `batch` samples of the step's batch where the loss can be re-evaluated on a part
-    (else on the whole batch); the model's buffers and the RNG are left as found."""
+    Rademacher vectors plus the Lanczos start, when probes > 0) with its standard error, and,
+    for SGD, lr·λ_max against the stability limit 2(1 + momentum) of (heavy-ball) gradient
+    descent. Evaluated on at most `batch` samples of the step's batch where the loss can be
+    re-evaluated on a part (else on the whole batch); the model's buffers and the RNG are
+    left as found. On 32 samples λ_max is biased high when the input dimension is close to
+    that (the Marchenko–Pastur edge): the rules never read it alone."""
 
     name: str = "curvature"
     every: int | None = 50
     lanczos_steps: int = 10
-    probes: int = 4
+    probes: int = 0
     batch: int = 32
     traced: bool = True
 
@@ -539,8 +558,10 @@ class Curvature(Quantity):
             generator = torch.Generator(device=view.params[0].device).manual_seed(view.step)
             start = curvature.rademacher(hessian, generator)
             low, high, first = curvature.lanczos(hessian, self.lanczos_steps, start)
-            trace, error = curvature.hutchinson_trace(hessian, self.probes, generator, (first,))
-        found = {"lambda_min": low, "lambda_max": high, "trace": trace, "trace_se": error}
+            found = {"lambda_min": low, "lambda_max": high}
+            if self.probes:
+                found["trace"], found["trace_se"] = curvature.hutchinson_trace(
+                    hessian, self.probes, generator, (first,))
         if view.plain_sgd:
             momentum = view.setting("momentum", 0.0)
             found |= {"lr_lambda_max": view.setting("lr") * high,

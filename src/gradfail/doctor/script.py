@@ -1,8 +1,11 @@
 """`gradfail doctor SCRIPT.py`: a user's unchanged training script, run under the doctor.
 
-Global hooks find what to watch: every module that runs a forward pass is remembered, and at
-an optimizer's first step the largest remembered module whose parameters that optimizer
-trains becomes the watched model (from the next step on). Each scalar `.backward()` records
+Global hooks find what to watch: every module that runs a forward pass is remembered until the
+first optimizer steps, and at an optimizer's first step the largest remembered module whose
+trainable parameters that optimizer trains becomes the watched model (from the next step on);
+an optimizer that first steps later (a second phase) looks among every live module too. The
+forward hook is removed once the first model is found: it would cost a call per module and
+forward for the rest of the run. Each scalar `.backward()` records
 the loss tensor the step is judged by; the doctor's trace tapes how it was computed from the
 model's output, so curvature and the loss baseline need no loss function from the user. The
 script's own exceptions are shown with their traceback; under `--json` its standard output
@@ -12,6 +15,7 @@ goes to standard error, so that standard output holds only the doctor's document
 from __future__ import annotations
 
 import contextlib
+import gc
 import runpy
 import sys
 import time
@@ -43,15 +47,14 @@ class ScriptWatch:
                 watch.loss = tensor
             return watch._backward(tensor, *args, **kwargs)
         torch.Tensor.backward = backward
-        self._handles = [
-            nn.modules.module.register_module_forward_hook(
-                lambda module, inputs, output: self.seen.add(module)),
-            register_optimizer_step_post_hook(self._stepped)]
+        self._remember = nn.modules.module.register_module_forward_hook(
+            lambda module, inputs, output: self.seen.add(module))
+        self._handles = [register_optimizer_step_post_hook(self._stepped)]
         return self
 
     def __exit__(self, *exc) -> None:
         torch.Tensor.backward = self._backward
-        for handle in self._handles:
+        for handle in [*self._handles, self._remember]:
             handle.remove()
         for doctor in self.doctors.values():
             doctor.diagnose()  # a last check at the last step
@@ -60,17 +63,29 @@ class ScriptWatch:
     def _stepped(self, optimizer: torch.optim.Optimizer, args, kwargs) -> None:
         doctor = self.doctors.get(id(optimizer))
         if doctor is None:
-            trained = {id(p) for group in optimizer.param_groups for p in group["params"]}
-            candidates = [m for m in list(self.seen) if (params := [
-                p for p in m.parameters() if p.requires_grad]) and all(
-                id(p) in trained for p in params)]
-            if candidates:
-                model = max(candidates, key=lambda m: sum(p.numel() for p in m.parameters()))
+            model = trained_model(optimizer, list(self.seen)) or (
+                trained_model(optimizer, live_modules()) if self.doctors else None)
+            if model is not None:
                 self.doctors[id(optimizer)] = Doctor(model, optimizer,
                                                      name=type(model).__name__)
+                self._remember.remove()
         elif self.loss is not None:
             doctor.step(self.loss)
             self.loss = None
+
+
+def trained_model(optimizer: torch.optim.Optimizer, modules: list[nn.Module]
+                  ) -> nn.Module | None:
+    """The largest of the modules whose trainable parameters the optimizer all trains."""
+    trained = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    candidates = [m for m in modules if (params := [p for p in m.parameters()
+                                                    if p.requires_grad])
+                  and all(id(p) in trained for p in params)]
+    return max(candidates, key=lambda m: sum(p.numel() for p in m.parameters()), default=None)
+
+
+def live_modules() -> list[nn.Module]:
+    return [o for o in gc.get_objects() if isinstance(o, nn.Module)]
 
 
 def run_script(path: str, argv: list[str], quiet_stdout: bool = False

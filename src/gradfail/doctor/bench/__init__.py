@@ -82,8 +82,9 @@ def run_program(program: Program, timeout: float = 300.0) -> dict:
 
 
 def time_plain(program: Program, timeout: float = 300.0) -> float:
-    """The script's own wall time without the doctor (its body, as the doctor times it)."""
-    code = ("import runpy, sys, time; start = time.perf_counter(); "
+    """The script's own wall time without the doctor, timed as the doctor times it: its body,
+    with torch already imported (as `gradfail doctor` has it)."""
+    code = ("import runpy, sys, time, torch; start = time.perf_counter(); "
             f"runpy.run_path({str(program.path)!r}, run_name='__main__'); "
             "print(time.perf_counter() - start, file=sys.stderr)")
     with tempfile.TemporaryDirectory() as scratch:
@@ -95,11 +96,14 @@ def time_plain(program: Program, timeout: float = 300.0) -> float:
 
 
 def evaluate(program: Program, overhead: bool = True) -> dict:
-    """One program: the doctor's run, and (back to back) its plain run for the overhead."""
+    """One program: the doctor's run, and, back to back before and after it, two plain runs
+    for the overhead (the faster counts: a plain run slowed by a passing load would flatter
+    the doctor)."""
     start = time.perf_counter()
+    plain = time_plain(program) if overhead else None
     result = run_program(program)
     if overhead and "error" not in result:
-        result["plain_s"] = time_plain(program)
+        result["plain_s"] = min(plain, time_plain(program))
     result |= {"label": program.label, "split": program.split,
                "elapsed_s": time.perf_counter() - start}
     return result
