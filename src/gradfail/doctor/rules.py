@@ -171,10 +171,11 @@ class Timeline:
         for name in list(self.streaks):
             if name not in firing:
                 del self.streaks[name]
-                if name in self.raised:
-                    self.misses[name] = self.misses.get(name, 0) + 1
-                    if self.misses[name] >= PERSIST:
-                        del self.raised[name], self.misses[name]
+        for name in list(self.raised):
+            if name not in firing:
+                self.misses[name] = self.misses.get(name, 0) + 1
+                if self.misses[name] >= PERSIST:
+                    del self.raised[name], self.misses[name]
         self.checks.append({"step": step, "raised": sorted(self.raised)})
         self.firing, self.last_step = set(firing), step
 
