@@ -188,3 +188,30 @@ def test_the_step_quality_is_one_for_a_tiny_step_and_a_half_at_the_minimum(lr, e
     rho = train(model, steps=3, lr=lr, x=x, y=y)
     ratios = [r["step_ratio"] for r in rho.history if "step_ratio" in r]
     assert ratios and all(expected[0] < ratio < expected[1] for ratio in ratios)
+
+
+@pytest.mark.parametrize("function, kind", [
+    (torch.tanh, "saturating"), (torch.sigmoid, "saturating"), (F.hardtanh, "saturating"),
+    (F.softsign, "saturating"), (F.relu6, "saturating"), (F.relu, "one-sided"),
+    (F.gelu, "one-sided"), (F.elu, "one-sided"), (F.leaky_relu, "open"), (torch.round, "flat"),
+    (torch.sign, "flat")])
+def test_an_activation_is_classified_by_where_its_derivative_vanishes(function, kind):
+    from gradfail.doctor.trace import classify
+    assert classify(function, torch.zeros(64), (), {})[0] == kind
+
+
+def test_a_unit_active_on_any_recent_sample_is_not_dead_even_in_batches_of_two():
+    """Dead means never active: two samples a step cannot show it, four steps of them can."""
+    model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 1))
+    x = torch.randn(8, 8, generator=torch.Generator().manual_seed(0))
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
+    with watch(model, optimizer, every=1) as dr:
+        for step in range(8):
+            rows = slice(2 * (step % 4), 2 * (step % 4) + 2)  # batches of two samples
+            optimizer.zero_grad()
+            loss = model(x[rows]).square().mean()
+            loss.backward()
+            optimizer.step()
+            dr.step(loss)
+    first, last = dr.history[0]["dead/1"], dr.history[-1]["dead/1"]
+    assert last < first and last < 0.2

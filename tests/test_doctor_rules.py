@@ -208,3 +208,32 @@ def test_a_divergence_is_raised_at_once():
 @pytest.mark.parametrize("verdict", rules.VERDICTS)
 def test_every_verdict_has_a_remedy(verdict):
     assert rules.REMEDIES[verdict]
+
+
+def test_batches_of_one_class_in_turn_are_ordered_data_and_mixed_batches_are_not():
+    losses = 1.0 + noise(200, 0.05)
+    ordered = history(losses, batch_purity=1.0, batch_class=lambda s: float(s // 50 % 4))
+    mixed = history(losses, batch_purity=0.3, batch_class=lambda s: float(s // 50 % 4))
+    always_one = history(losses, batch_purity=0.95, batch_class=0.0)  # imbalanced, not ordered
+    assert names(ordered) == ["oscillating loss"]
+    assert "oscillating loss" not in names(mixed) + names(always_one)
+
+
+def test_a_model_of_bare_tensors_is_watched_from_the_command_line(tmp_path):
+    from gradfail.doctor.script import run_script
+
+    script = tmp_path / "bare.py"
+    script.write_text(
+        "import torch, torch.nn.functional as F\n"
+        "torch.manual_seed(0)\n"
+        "w = (torch.randn(2, 64) * 0.5).requires_grad_()\n"
+        "b = torch.full((64,), -30.0, requires_grad=True)  # every unit pushed off\n"
+        "v = (torch.randn(64, 1) * 0.1).requires_grad_()\n"
+        "optimizer = torch.optim.Adam([w, b, v], lr=1e-3)\n"
+        "for step in range(120):\n"
+        "    x = torch.randn(64, 2)\n"
+        "    loss = F.mse_loss(F.relu(x @ w + b) @ v, x[:, :1] * x[:, 1:])\n"
+        "    optimizer.zero_grad(); loss.backward(); optimizer.step()\n")
+    (doctor,), _ = run_script(str(script), [])
+    assert doctor.name == "BareTensors"
+    assert doctor.diagnose()[0].name == "dead units"

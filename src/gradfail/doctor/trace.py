@@ -52,7 +52,7 @@ SHAPE_ONLY = frozenset((torch.Tensor.squeeze, torch.squeeze, torch.Tensor.unsque
                         torch.Tensor.transpose, torch.Tensor.permute, torch.Tensor.view_as,
                         torch.Tensor.reshape_as))
 SAMPLES = 32  # rows of the batch whose derivatives are summarised
-SATURATED = 0.01  # a derivative below 1% of the function's typical one (at N(0, 1)) is saturated
+TINY = 0.01  # a derivative below 1% of the function's typical one (at N(0, 1)) is tiny
 
 
 def function_name(func: Callable) -> str:
@@ -81,10 +81,11 @@ class Site:
 
     name: str
     function: str
-    kind: str  # "flat" (zero derivative almost everywhere), "one-sided" (ReLU-like), "smooth"
+    kind: str  # one of KINDS
     typical: float  # median |derivative| at a standard normal probe
     order: int  # position of its first call in the forward pass
     summaries: list[torch.Tensor] = field(default_factory=list)  # see `summarise`
+    peaks: list[torch.Tensor] = field(default_factory=list)  # see `unit_peaks`, per call
     gradients: list[torch.Tensor | None] = field(default_factory=list)  # mean square, per call
     final: bool = False  # its result is the model's output (an output link, not a hidden unit)
 
@@ -93,33 +94,50 @@ class Site:
         return [g for g in self.gradients if g is not None]
 
 
+KINDS = ("flat", "one-sided", "saturating", "open")
+TAIL = 16.0  # where a function's tails are probed
+
+
 def classify(func: Callable, x: torch.Tensor, args: tuple, kwargs: dict) -> tuple[str, float]:
-    """(kind, typical |derivative|) of an elementwise function, from its derivative at a
-    standard normal probe: flat, one-sided (zero on a half-line, like ReLU) or smooth."""
+    """(kind, typical |derivative|) of an elementwise function: its typical derivative is the
+    median nonzero one at a standard normal probe, and its kind comes from where the derivative
+    is tiny (below 1% of the typical one): almost everywhere (flat: a step, a rounding), at
+    -16 only (one-sided: ReLU, GELU, ELU), at both -16 and 16 (saturating: tanh, sigmoid,
+    hardtanh, softsign, relu6), or nowhere (open: leaky ReLU, a linear map)."""
+    dtype = x.dtype if x.is_floating_point() else None
     probe = torch.randn(min(x.numel(), 4096), generator=torch.Generator(x.device).manual_seed(0),
-                        device=x.device, dtype=x.dtype if x.is_floating_point() else None)
+                        device=x.device, dtype=dtype)
     magnitude = derivative(func, probe, args, kwargs).abs()
     zero = float((magnitude == 0).float().mean())
-    typical = float(magnitude[magnitude > 0].median()) if zero < 1 else 0.0
-    return ("flat" if zero > 0.9 else "one-sided" if zero > 0.1 else "smooth"), typical
+    if zero > 0.9:
+        return "flat", 0.0
+    typical = float(magnitude[magnitude > 0].median())
+    tails = derivative(func, torch.tensor([-TAIL, TAIL], device=x.device, dtype=dtype), args,
+                       kwargs).abs() < TINY * typical
+    low, high = bool(tails[0]), bool(tails[1])
+    return ("saturating" if low and high else "one-sided" if low or high else "open"), typical
+
+
+def unit_peaks(d: torch.Tensor) -> torch.Tensor:
+    """Each unit's largest |derivative| over the samples (units: the channel axis of an image,
+    the feature axis of a flat or sequence activation)."""
+    magnitude = d.detach().abs()
+    unit_axis = 1 if magnitude.dim() in (2, 4, 5) else magnitude.dim() - 1
+    others = tuple(i for i in range(magnitude.dim()) if i != unit_axis)
+    return magnitude.amax(dim=others) if others else magnitude
 
 
 def summarise(d: torch.Tensor, x: torch.Tensor, typical: float) -> torch.Tensor:
-    """(fraction of derivatives exactly 0, fraction below SATURATED·typical (0 included),
-    fraction of units whose derivative is 0 on every sample, mean square of the input, mean
-    |derivative| over the typical one: the share of gradient the function passes) as one
-    vector. Counted by signs of float tensors: bool comparisons are slower on a CPU."""
+    """(fraction of derivatives exactly 0, fraction below TINY·typical (0 included), mean
+    square of the input, mean |derivative| over the typical one: the share of gradient the
+    function passes) as one vector. Counted by signs of float tensors: bool comparisons are
+    slower on a CPU."""
     magnitude = d.detach().abs()
     zero = 1 - magnitude.sign().mean()
-    tiny = (SATURATED * typical - magnitude).clamp_(min=0).sign_().mean() if typical > 0 \
+    tiny = (TINY * typical - magnitude).clamp_(min=0).sign_().mean() if typical > 0 \
         else zero
-    unit_axis = 1 if magnitude.dim() in (2, 4, 5) else magnitude.dim() - 1
-    others = tuple(i for i in range(magnitude.dim()) if i != unit_axis)
-    dead = (1 - magnitude.amax(dim=others).sign().mean() if others
-            else torch.zeros((), device=magnitude.device))
     passing = magnitude.mean() / typical if typical > 0 else 1 - zero
-    return torch.stack([zero, tiny, dead, x.detach().float().square().mean(),
-                        passing.to(zero.dtype)])
+    return torch.stack([zero, tiny, x.detach().float().square().mean(), passing.to(zero.dtype)])
 
 
 class Tape:
@@ -257,7 +275,8 @@ class StepTrace(TorchFunctionMode):
             self.kinds[key] = classify(func, x, args[1:], kwargs)
         kind, typical = self.kinds[key]
         sample = x.detach()[:SAMPLES].clone()
-        summary = summarise(derivative(func, sample, args[1:], kwargs), sample, typical)
+        slope = derivative(func, sample, args[1:], kwargs)
+        summary = summarise(slope, sample, typical)
         result = func(*args, **kwargs)
         if func in SQUASHING and isinstance(result, torch.Tensor):
             self._squash(result, function_name(func))
@@ -266,6 +285,7 @@ class StepTrace(TorchFunctionMode):
             site = self.sites[key] = Site(self.site_name(key), key[1], kind, typical,
                                           len(self.sites))
         site.summaries.append(summary)
+        site.peaks.append(unit_peaks(slope))
         site.gradients.append(None)
         self.made[id(result)] = key
         self._kept.append(result)
@@ -295,6 +315,19 @@ def caller() -> tuple[str, int]:
     return (frame.f_code.co_filename, frame.f_lineno) if frame is not None else ("", 0)
 
 
+def batch_classes(target: torch.Tensor) -> dict:
+    """The share of a batch that belongs to its most common class, and that class: the
+    targets of a classification loss (class indices, or 0/1 labels)."""
+    labels = target.detach().reshape(-1)
+    if labels.is_floating_point():
+        if not bool(((labels == 0) | (labels == 1)).all()):
+            return {}
+        labels = labels.long()
+    counts = torch.bincount(labels - labels.min())
+    top = int(counts.argmax())
+    return {"purity": float(counts[top]) / labels.numel(), "majority": top + int(labels.min())}
+
+
 def inspect_log_loss(name: str, args: tuple, kwargs: dict, squashed: str | None) -> dict:
     """Whether a log-loss was given probabilities: 1 when its input was made by a softmax or a
     sigmoid (or a view of one), else, for cross-entropy and NLL (which expect logits and
@@ -313,4 +346,6 @@ def inspect_log_loss(name: str, args: tuple, kwargs: dict, squashed: str | None)
             if isinstance(target, torch.Tensor) and not target.is_floating_point() \
                     and target.shape == x.argmax(1).shape:
                 found["accuracy"] = float((x.argmax(1) == target).float().mean())
+        if isinstance(target, torch.Tensor) and target.numel() > 1:
+            found |= batch_classes(target)
     return {k: v for k, v in found.items() if not (isinstance(v, float) and math.isnan(v))}

@@ -52,7 +52,7 @@ def print_bench(found: dict, title: str, console) -> None:
     for column in ("program", "label", "named", "alarms after warm-up", "evidence"):
         misses.add_column(column)
     for o in found["outcomes"]:
-        if o["named"] != o["label"] or o["false_alarms"]:
+        if o["named"] != o["label"] or (o["label"] == "healthy" and o["false_alarms"]):
             misses.add_row(o["program"], o["label"], o["named"], str(o["false_alarms"]),
                            o.get("evidence", o.get("error", ""))[:160])
     console.print(misses)
