@@ -92,3 +92,25 @@ def test_claims_and_report_commands_read_the_store(quick_store, tmp_path):
                         check=True)
     assert done.stdout.strip() == f"report: {tmp_path / 'r' / 'index.html'}"
     assert (tmp_path / "r" / "index.html").exists()
+
+
+def test_a_stored_doctor_session_is_shown_with_each_verdicts_history(tmp_path):
+    from gradfail.report import verdict_history, write_report
+    from gradfail.store import Store
+
+    checks = [{"step": 0, "raised": []}, {"step": 25, "raised": ["dead units"]},
+              {"step": 50, "raised": ["dead units"]}, {"step": 75, "raised": []},
+              {"step": 100, "raised": ["dead units", "low SNR"]}]
+    assert verdict_history(checks) == {"dead units": [(25, 50), (100, 100)],
+                                       "low SNR": [(100, 100)]}
+    store = Store(tmp_path / "s.sqlite")
+    document = {"model": "Net", "optimizer": "SGD", "steps": 101, "history": checks,
+                "coverage": {"per_sample_norms": 1.0, "activations": ["1"],
+                             "curvature": "measured at 1 steps", "failures": {}},
+                "verdicts": [{"name": "dead units", "confidence": 0.9, "onset_step": 25,
+                              "evidence": "90% of 1's units were never active",
+                              "remedy": "use LeakyReLU", "layers": ["1"]}]}
+    store.save_doctor_session("Net", document, [], {"torch": "x"})
+    html = write_report(store, tmp_path / "report").read_text()
+    assert 'id="doctor-sessions"' in html and "90% of 1&#39;s units" in html
+    assert "25–50, 100–100" in html and "low SNR (earlier)" in html

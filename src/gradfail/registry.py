@@ -32,6 +32,7 @@ EXPERIMENT_MODULES = (
     "gradfail.experiments.designed_filters",
     "gradfail.experiments.cost_functions",
     "gradfail.experiments.doctor_zoo",
+    "gradfail.experiments.doctor_bench",
 )
 
 

@@ -1,4 +1,5 @@
-"""The HTML report: each experiment's latest stored run, its figures and claims, and provenance.
+"""The HTML report: each experiment's latest stored run, its figures and claims, and provenance;
+then the doctor sessions stored from users' training runs, with each verdict's history.
 
 Self-contained: one `index.html` (jinja2 template `templates/report.html.j2`) with its figures
 copied beside it under `figures/`; no network resources. Failed and diverged runs are shown as
@@ -84,6 +85,31 @@ def section(run: dict, out_dir: Path) -> dict:
     }
 
 
+def verdict_history(checks: list[dict]) -> dict[str, list[tuple[int, int]]]:
+    """Each verdict's stretches of raised checks, as (first step, last step) pairs."""
+    stretches: dict[str, list[list[int]]] = {}
+    previous: set[str] = set()
+    for check in checks:
+        for name in check["raised"]:
+            if name in previous:
+                stretches[name][-1][1] = check["step"]
+            else:
+                stretches.setdefault(name, []).append([check["step"], check["step"]])
+        previous = set(check["raised"])
+    return {name: [tuple(s) for s in found] for name, found in stretches.items()}
+
+
+def doctor_session(session: dict) -> dict:
+    """A stored doctor session (gradfail doctor --store, or Doctor.report(store=...)) for the
+    report: its verdicts, when each was raised, and what was measured."""
+    document = session["document"]
+    return {"id": session["id"], "name": session["name"], "started_at": session["started_at"],
+            "optimizer": document.get("optimizer"), "steps": document.get("steps"),
+            "verdicts": document.get("verdicts", []),
+            "history": verdict_history(document.get("history", [])),
+            "coverage": document.get("coverage", {})}
+
+
 def write_report(store: Store, out_dir: str | Path) -> Path:
     """Render the report of `store` into `out_dir`; returns the path of index.html."""
     out_dir = Path(out_dir)
@@ -94,6 +120,7 @@ def write_report(store: Store, out_dir: str | Path) -> Path:
         autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
     html = environment.get_template("report.html.j2").render(
         sections=sections, store=str(store.path), version=gradfail.__version__,
+        sessions=[doctor_session(s) for s in store.doctor_sessions()],
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         totals=claim_counts([c for s in sections for c in s["run"]["claims"]]))
     index = out_dir / "index.html"

@@ -6,10 +6,13 @@ only; WeightWatcher never sees a gradient) or name them by thresholds on Keras r
 published calibration (SageMaker Debugger's rules, AutoTrainer). Here it is calibrated: every
 case of the zoo (gradfail.doctor.zoo: parity at small and large d, end to end vs decomposed at
 k = 3, raw vs whitened curves, a flat vs a smooth link, deep sigmoid, He-initialised ReLU and
-chaotic tanh nets, dead ReLUs, a step past 2/λ_max and the same net at a stable step) is
-trained under the doctor at seeds the verdict rules were not set on, and the named verdict is
-scored against the case's label: a confusion matrix, precision and recall per verdict, and the
-steps until the doctor first named the label (checked every `check_every` steps).
+chaotic tanh nets, dead ReLUs, a step far past 2/λ_max and the same net at a stable step) is
+trained under the doctor, and the named verdict is scored against the case's label: a
+confusion matrix, precision and recall per verdict, and the steps until the doctor first named
+the label (checked every `check_every` steps). The zoo is held out by configuration: the claims
+are judged on the configurations the rules were not set on. Its cases are gradfail's own
+failures, the easy kind of held-out; the benchmark of independent programs (doctor_bench) is
+the hard kind.
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ from gradfail.plotting import new_figure
 
 
 class DoctorZooConfig(Config):
-    """The verdict rules were set on seeds 0-2 (gradfail.doctor.verdicts): a run's seeds start
-    at `first_seed`."""
+    """The zoo is held out by configuration: the rules were set on its "dev" cases only, so the
+    claims are judged on the "heldout" ones by default (gradfail.doctor.zoo)."""
 
-    cases: list[str] = Field(default_factory=lambda: list(zoo.CASES), min_length=1)
-    first_seed: NonNegativeInt = Field(3, description="first zoo seed (0-2 set the rules)")
+    cases: list[str] = Field(default_factory=lambda: [name for name, c in zoo.CASES.items()
+                                                      if c.split == "heldout"], min_length=1)
+    first_seed: NonNegativeInt = Field(3, description="first zoo seed")
     check_every: PositiveInt = Field(10, description="steps between the doctor's checks")
 
     @field_validator("cases")
@@ -94,11 +98,12 @@ def scores_text(result: dict, metric: str) -> str:
 CLAIMS = (
     Claim("the doctor's verdicts are precise", "gradfail's target for the doctor (issue 12): "
           "precision ≥ 0.8 for every verdict on the zoo; no anchor publishes one",
-          "every verdict's precision ≥ 0.8 on seeds the rules were not set on",
+          "every verdict's precision ≥ 0.8 on configurations the rules were not set on",
           check_precision),
     Claim("the doctor finds every failure", "gradfail's target for the doctor (issue 12): "
           "recall ≥ 0.8 for every verdict on the zoo",
-          "every verdict's recall ≥ 0.8 on seeds the rules were not set on", check_recall),
+          "every verdict's recall ≥ 0.8 on configurations the rules were not set on",
+          check_recall),
     Claim("healthy runs are left alone", "gradfail's target for the doctor (issue 12): "
           "\"healthy\" on every healthy configuration",
           "every healthy-labelled run named healthy", check_healthy),
@@ -137,7 +142,7 @@ EXPERIMENT = Experiment(
     name="doctor_zoo",
     section="gradfail.doctor",
     title="The doctor names the failure: validation on the failure zoo",
-    version=1,
+    version=2,
     config_class=DoctorZooConfig,
     scales={"quick": {}, "default": {}, "paper": {}},
     seeds={"quick": 1, "default": 3, "paper": 10},

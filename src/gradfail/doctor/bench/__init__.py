@@ -9,6 +9,8 @@ it trains. `manifest.json` holds every program's label, what it varies (architec
 training code), its measured probe and final numbers broken and fixed, and its split: by
 program, never by seed, into a development half (the rules were set on it) and a held-out half
 (reported apart; its figures are those of the first evaluation after the rules were frozen).
+A second, fresh set (split "fresh"), written the same way after that evaluation and committed
+before it was ever run, is the held-out set of the rules as they were revised after it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 PROGRAMS = HERE / "programs"
 MANIFEST = HERE / "manifest.json"
-SPLITS = ("dev", "heldout", "all")
+SPLITS = ("dev", "heldout", "fresh", "all")
 
 
 @dataclass(frozen=True)
