@@ -91,8 +91,10 @@ def build_parser() -> Parser:
     doctor.add_argument("--zoo", action="store_true", help="validate on the failure zoo")
     doctor.add_argument("--bench", action="store_true", help="validate on the benchmark of "
                         "independent programs (gradfail/doctor/bench)")
-    doctor.add_argument("--split", choices=("dev", "heldout", "all"), default="heldout",
-                        help="the benchmark's programs to run (default: heldout)")
+    doctor.add_argument("--split", choices=("dev", "heldout", "fresh", "all"),
+                        default="heldout", help="the benchmark's programs to run: dev (the "
+                        "rules were set on it), heldout, fresh (written after the first "
+                        "held-out evaluation) or all (default: heldout)")
     doctor.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
                         help="benchmark programs run side by side, one thread each "
                         "(default: the machine's cores)")

@@ -4,7 +4,7 @@ Each 30-step noisy sensor trace must be mapped to half the sum of the readings t
 9 to 12 steps before its end; loss is SmoothL1 (Huber); Adam lr 1e-3 with a StepLR decay.
 Cause of failure: the recurrent matrix is drawn with gain 3 ("to keep long memories"),
 so its spectral radius is far above 1: gradients grow geometrically backward through the
-time steps, reach hundreds of times their healthy size, and the regression never gets
+time steps, reach tens to thousands of times their healthy size, and the regression never gets
 below the baseline. FIXED=1 initialises the recurrent matrix orthogonally (gain 1) instead.
 """
 import os

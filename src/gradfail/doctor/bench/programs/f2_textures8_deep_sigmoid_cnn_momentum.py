@@ -66,7 +66,7 @@ class DeepConvStack(nn.Module):
 model = DeepConvStack()
 opt = torch.optim.SGD(model.parameters(), lr=0.03, momentum=0.9)
 
-steps, bs = 500, 64
+steps, bs = 400, 64
 losses, ratios = [], []
 for step in range(steps):
     idx = torch.randint(0, len(Xtr), (bs,))

@@ -2,7 +2,7 @@
 
 Data: 4-d inputs; the plane is split into four angular sectors and each sector has its own
 linear law. Model: a linear router picks one of 4 linear experts per sample (top-1),
-trained with Adam + StepLR on DataLoader mini-batches, MSE loss.
+trained with RMSprop + StepLR on DataLoader mini-batches, MSE loss.
 Cause: the routing weight is the hard one-hot of argmax(router logits), a step function with
 zero derivative, so the router receives no gradient and never learns the sectors; experts are
 stuck with random partitions. FIXED=1 routes with a straight-through estimator (hard one-hot
@@ -55,7 +55,7 @@ class Top1MoE(nn.Module):
 
 
 model = Top1MoE(D, K)
-opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+opt = torch.optim.RMSprop(model.parameters(), lr=2e-3)
 sched = torch.optim.lr_scheduler.StepLR(opt, step_size=500, gamma=0.5)
 
 losses, router_g, expert_g = [], [], []
