@@ -4,6 +4,8 @@ zoo's clearest cases named right, and one-line errors for what it cannot watch."
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import math
 
 import pytest
@@ -229,3 +231,37 @@ def test_a_missing_script_and_a_raising_one_are_one_line_errors(tmp_path):
     assert done.returncode == 2 and "Traceback" in done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
         f"gradfail: error: {script} raised ValueError: the user broke it")
+
+
+TWO_MODELS = """
+import torch, torch.nn.functional as F
+from torch import nn
+torch.manual_seed(0)
+teacher = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 3))
+student = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 3))
+slow = torch.optim.SGD(teacher.parameters(), lr=0.05)
+fast = torch.optim.Adam(student.parameters(), lr=1e-3)
+for step in range(60):
+    x = torch.randn(64, 8)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+    slow.zero_grad(); fast.zero_grad()
+    guide = teacher(x)
+    taught = student(x)
+    loss = F.cross_entropy(guide, y) + F.cross_entropy(taught, y) + F.kl_div(
+        F.log_softmax(taught, -1), F.softmax(guide.detach(), -1), reduction="batchmean")
+    loss.backward()
+    slow.step(); fast.step()
+"""
+
+
+def test_two_models_trained_on_one_summed_loss_each_get_a_doctor_that_sees_every_step(tmp_path):
+    """Both optimizers step after one backward: each doctor is judged by that loss, and one
+    doctor's measurements (a replayed loss) are not recorded by the other's open trace."""
+    script = tmp_path / "distil.py"
+    script.write_text(TWO_MODELS)
+    done = subprocess.run([sys.executable, "-c", "import sys; from gradfail.doctor.script "
+                           "import run_script; doctors, _ = run_script(sys.argv[1], []); "
+                           "print([(d.name, len(d.history)) for d in doctors])", str(script)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[('Sequential', 59), ('Sequential', 59)]"

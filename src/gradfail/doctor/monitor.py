@@ -35,7 +35,7 @@ from gradfail.doctor.quantities import (Activations, Curvature, GradientAlignmen
                                         GradientZeros, InputScale, LayerGradients, LossInputs,
                                         Recurrence, StaleGradients, StepQuality, StepView, as_floats, squared_norms,
                                         trainable_layers)
-from gradfail.doctor.trace import StepTrace, batch_size
+from gradfail.doctor.trace import StepTrace, batch_size, paused
 from gradfail.errors import GradfailError
 
 
@@ -199,11 +199,12 @@ class Doctor:
         measured, raw = [], []
         self._listening = self.capture.active = False
         try:
-            for name in self._plan:
-                quantity = self.quantities[name]
-                with self._guard(quantity):
-                    raw.append(quantity.measure(view))
-                    measured.append(quantity)
+            with paused():  # the doctor's own calls are no other doctor's step
+                for name in self._plan:
+                    quantity = self.quantities[name]
+                    with self._guard(quantity):
+                        raw.append(quantity.measure(view))
+                        measured.append(quantity)
             if self._keep:
                 with self._guard(self.quantities["alignment"]):
                     self.quantities["alignment"].keep(self._gradients(), self._changes(),

@@ -6,7 +6,8 @@ trainable parameters that optimizer trains becomes the watched model (from the n
 an optimizer that first steps later (a second phase) looks among every live module too. The
 forward hook is removed once the first model is found: it would cost a call per module and
 forward for the rest of the run. Each scalar `.backward()` records
-the loss tensor the step is judged by; the doctor's trace tapes how it was computed from the
+the loss tensor the step is judged by (every optimizer that steps after it is judged by it,
+once); the doctor's trace tapes how it was computed from the
 model's output, so curvature and the loss baseline need no loss function from the user. The
 script's own exceptions are shown with their traceback; under `--json` its standard output
 goes to standard error, so that standard output holds only the doctor's document.
@@ -37,6 +38,8 @@ class ScriptWatch:
         self.seen: weakref.WeakSet[nn.Module] = weakref.WeakSet()
         self.doctors: dict[int, Doctor] = {}
         self.loss: torch.Tensor | None = None
+        self.backwards = 0  # scalar backward calls so far
+        self.judged: dict[int, int] = {}  # optimizer id -> backwards when its doctor last stepped
         self._backward = torch.Tensor.backward
 
     def __enter__(self) -> ScriptWatch:
@@ -44,7 +47,7 @@ class ScriptWatch:
 
         def backward(tensor: torch.Tensor, *args, **kwargs):
             if tensor.numel() == 1:
-                watch.loss = tensor
+                watch.loss, watch.backwards = tensor, watch.backwards + 1
             return watch._backward(tensor, *args, **kwargs)
         torch.Tensor.backward = backward
         self._remember = nn.modules.module.register_module_forward_hook(
@@ -69,9 +72,9 @@ class ScriptWatch:
                              if p.requires_grad])
             self.doctors[id(optimizer)] = Doctor(model, optimizer, name=type(model).__name__)
             self._remember.remove()
-        elif self.loss is not None:
-            doctor.step(self.loss)
-            self.loss = None
+        elif self.loss is not None and self.judged.get(id(optimizer)) != self.backwards:
+            doctor.step(self.loss)  # each optimizer's doctor once per backward: two optimizers
+            self.judged[id(optimizer)] = self.backwards  # may step on one summed loss
 
 
 class BareTensors(nn.Module):

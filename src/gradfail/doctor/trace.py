@@ -22,6 +22,7 @@ import math
 import os
 import sys
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -140,6 +141,21 @@ def summarise(d: torch.Tensor, x: torch.Tensor, typical: float) -> torch.Tensor:
     return torch.stack([zero, tiny, x.detach().float().square().mean(), passing.to(zero.dtype)])
 
 
+_PAUSED = [0]  # depth of `paused()` blocks: while above 0 no trace records anything
+
+
+@contextmanager
+def paused():
+    """No trace sees the calls made inside: one doctor's measurements (a replayed loss, a
+    forward on a sub-batch) are not the step of another doctor whose trace is still open (two
+    models trained on one loss)."""
+    _PAUSED[0] += 1
+    try:
+        yield
+    finally:
+        _PAUSED[0] -= 1
+
+
 class Tape:
     """The calls that turned the model's output into the loss, to evaluate them again."""
 
@@ -242,6 +258,8 @@ class StepTrace(TorchFunctionMode):
     # -- every torch call -----------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if _PAUSED[0]:
+            return func(*args, **kwargs)
         if self.tape is None and func in ACTIVATIONS and args and isinstance(
                 args[0], torch.Tensor) and args[0].is_floating_point() and \
                 torch.is_grad_enabled():
