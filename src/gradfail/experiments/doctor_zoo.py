@@ -62,12 +62,16 @@ def run(config: DoctorZooConfig, ctx: RunContext) -> dict:
 
 
 def worst(result: dict, metric: str) -> tuple[str, float]:
-    return min(((verdict, s[metric]) for verdict, s in result["scores"].items()),
-               key=lambda item: item[1] if math.isfinite(item[1]) else -1.0)
+    """The verdict with the lowest defined score (a verdict never named has no precision)."""
+    return min(((verdict, s[metric]) for verdict, s in result["scores"].items()
+                if math.isfinite(s[metric])), key=lambda item: item[1],
+               default=("none", math.nan))
 
 
 def check_precision(config: DoctorZooConfig, result: dict) -> Check:
     verdict, value = worst(result, "precision")
+    if not math.isfinite(value):
+        return Check.not_checked(None, "no verdict was named")
     return Check.judge(value >= 0.8, value, f"lowest precision {value:.2f} ({verdict}); "
                        + scores_text(result, "precision"))
 
@@ -91,7 +95,8 @@ def check_healthy(config: DoctorZooConfig, result: dict) -> Check:
 
 def scores_text(result: dict, metric: str) -> str:
     delays = [s["delay"] for s in result["scores"].values() if math.isfinite(s["delay"])]
-    return (", ".join(f"{v} {s[metric]:.2f}" for v, s in result["scores"].items())
+    return (", ".join(f"{v} {s[metric]:.2f}" if math.isfinite(s[metric]) else f"{v} never named"
+                      for v, s in result["scores"].items())
             + f"; median detection delay {np.median(delays):.0f} steps")
 
 
