@@ -10,6 +10,9 @@ Distributions, all from a seeded generator:
 - `paper`: the paper's: k kinks uniform without replacement in {0 … n−1}, a ~ U[−1, 1];
 - `autoencoder_curves`: the autoencoder's data: real kinks θ ~ U(0, n), c ~ U(−1, 1),
   f(x) = Σ c_i·[x − θ_i]_+ (no +1 shift).
+
+And the curves' 3-tap convolution (§4.2): its windows, their whitening C^{−1/2}, the
+convolution's prediction and its relative errors, shared by `conditioning` and `optimizers`.
 """
 
 from __future__ import annotations
@@ -73,3 +76,38 @@ def autoencoder_curves(count: int, n: int, k: int, generator: torch.Generator) -
     c = torch.rand(count, k, 1, generator=generator, device=device, dtype=torch.float64) * 2 - 1
     x = torch.arange(n, device=device, dtype=torch.float64)
     return (c * (x - kinks).clamp_min(0)).sum(1)
+
+
+def windows(f: torch.Tensor) -> torch.Tensor:
+    """(…, n) -> (…, n−2, 3): (f_{t+2}, f_{t+1}, f_t), the 3-tap convolution's inputs."""
+    return torch.stack((f[..., 2:], f[..., 1:-1], f[..., :-2]), dim=-1)
+
+
+def whitening(f: torch.Tensor) -> torch.Tensor:
+    """C^{−1/2} of the 3×3 window second moment C over all windows of the curves (…, N, n).
+
+    In float64: C's condition number is ~1e5–1e6, beyond what float32 sums resolve."""
+    w = windows(f.double()).flatten(-3, -2)
+    moment = w.transpose(-1, -2) @ w / w.shape[-2]
+    values, vectors = torch.linalg.eigh(moment)
+    return (vectors @ torch.diag_embed(values.rsqrt()) @ vectors.transpose(-1, -2)).to(f.dtype)
+
+
+def convolve(f: torch.Tensor, taps: torch.Tensor, transform: torch.Tensor | None = None):
+    """p̂_{t+2} = taps · window_t (optionally whitened windows), with p̂_0 = p̂_1 = 0."""
+    w = windows(f)
+    if transform is not None:
+        w = w @ transform[:, None].transpose(-1, -2)  # each window multiplied by C^{−1/2}
+    out = (w * taps[:, None, None, :]).sum(-1)
+    return torch.nn.functional.pad(out, (2, 0))
+
+
+def relative_errors(reconstructed: torch.Tensor, f: torch.Tensor,
+                    kinks: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    """Per seed: mean over curves of RMSE / range, and of the largest |error| / range at the
+    kinks (`kinks`: a mask of kink positions; everywhere when None) (spec §3.3)."""
+    scale = (f.amax(-1) - f.amin(-1)).clamp_min(1e-12)
+    error = (reconstructed - f).abs()
+    at_kinks = error if kinks is None else error * kinks
+    return ((error.square().mean(-1).sqrt() / scale).mean(-1),
+            (at_kinks.amax(-1) / scale).mean(-1))

@@ -26,8 +26,12 @@ from gradfail.batched import BatchedMLP, paper_adam
 from gradfail.data.curves import (
     autoencoder_curves,
     check_size,
+    convolve,
     curves_of,
     kink_vectors,
+    relative_errors,
+    whitening,
+    windows,
     ramp_matrix,
 )
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext, check_finite
@@ -73,41 +77,6 @@ class ConditioningConfig(Config):
 
 # --------------------------------------------------------------------------------------------
 # The attempts: each maps a batch of curves f (seeds, B, n) to predicted kinks or curves.
-
-
-def windows(f: torch.Tensor) -> torch.Tensor:
-    """(…, n) -> (…, n−2, 3): (f_{t+2}, f_{t+1}, f_t), the 3-tap convolution's inputs."""
-    return torch.stack((f[..., 2:], f[..., 1:-1], f[..., :-2]), dim=-1)
-
-
-def whitening(f: torch.Tensor) -> torch.Tensor:
-    """C^{−1/2} of the 3×3 window second moment C over all windows of the curves (…, N, n).
-
-    In float64: C's condition number is ~1e5–1e6, beyond what float32 sums resolve."""
-    w = windows(f.double()).flatten(-3, -2)
-    moment = w.transpose(-1, -2) @ w / w.shape[-2]
-    values, vectors = torch.linalg.eigh(moment)
-    return (vectors @ torch.diag_embed(values.rsqrt()) @ vectors.transpose(-1, -2)).to(f.dtype)
-
-
-def convolve(f: torch.Tensor, taps: torch.Tensor, transform: torch.Tensor | None = None):
-    """p̂_{t+2} = taps · window_t (optionally whitened windows), with p̂_0 = p̂_1 = 0."""
-    w = windows(f)
-    if transform is not None:
-        w = w @ transform[:, None].transpose(-1, -2)  # each window multiplied by C^{−1/2}
-    out = (w * taps[:, None, None, :]).sum(-1)
-    return torch.nn.functional.pad(out, (2, 0))
-
-
-def relative_errors(reconstructed: torch.Tensor, f: torch.Tensor,
-                    kinks: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
-    """Per seed: mean over curves of RMSE / range, and of the largest |error| / range at the
-    kinks (`kinks`: a mask of kink positions; everywhere when None) (spec §3.3)."""
-    scale = (f.amax(-1) - f.amin(-1)).clamp_min(1e-12)
-    error = (reconstructed - f).abs()
-    at_kinks = error if kinks is None else error * kinks
-    return ((error.square().mean(-1).sqrt() / scale).mean(-1),
-            (at_kinks.amax(-1) / scale).mean(-1))
 
 
 def train_attempt(config: ConditioningConfig, attempt: str, ctx: RunContext) -> dict:

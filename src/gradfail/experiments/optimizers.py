@@ -25,13 +25,12 @@ import numpy as np
 import torch
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
-from gradfail.data.curves import curves_of, kink_vectors
+from gradfail.data.curves import convolve, curves_of, kink_vectors, relative_errors
 from gradfail.data.digits import digits
 from gradfail.data.parity import parity_labels, random_signs, random_subsets
 from gradfail.deep_nets import expand_models, mlp_forward, mlp_parameters
 from gradfail.errors import ConfigError
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
-from gradfail.experiments.conditioning import convolve, relative_errors
 from gradfail.plotting import log_ticks, new_figure, new_grid
 
 OPTIMIZERS: dict[str, Callable[[list[dict]], torch.optim.Optimizer]] = {

@@ -1,0 +1,56 @@
+"""The house keeps its results: every experiment at quick scale gives the verdicts and measured
+values recorded before the layout was renovated (issue 20), and the layout keeps its rules."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from gradfail.report import latest_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDED = json.loads((Path(__file__).parent / "data" / "quick_claims.json").read_text())
+# Measured on the wall clock, or by racing processes: compared by verdict only.
+BY_VERDICT_ONLY = {("skip_flat", "skipping saves wall time"),
+                   ("three_node", "the exponential wall"),
+                   ("async_sgd", "Hogwild! scales without locks"),
+                   ("weight_sharing", "untied filters cost memory"),
+                   ("doctor_bench", "the doctor's overhead is small")}
+
+
+def test_every_claim_gives_the_verdict_and_value_recorded_before_the_renovation(quick_store):
+    found = {run["experiment"]: {c["name"]: c for c in run["claims"]}
+             for run in latest_runs(quick_store)}
+    assert set(found) == set(RECORDED)
+    for experiment, claims in RECORDED.items():
+        assert set(found[experiment]) == set(claims), experiment
+        for name, before in claims.items():
+            now = found[experiment][name]
+            assert now["verdict"] == before["verdict"], (experiment, name)
+            if (experiment, name) not in BY_VERDICT_ONLY and before["measured"] is not None:
+                assert now["measured"] == pytest.approx(before["measured"], rel=1e-6,
+                                                        nan_ok=True), (experiment, name)
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    return found
+
+
+def test_no_experiment_imports_another():
+    experiments = ROOT / "src" / "gradfail" / "experiments"
+    modules = {".".join(p.relative_to(ROOT / "src").with_suffix("").parts)
+               for p in experiments.rglob("*.py") if p.name != "__init__.py"}
+    for path in experiments.rglob("*.py"):
+        own = ".".join(path.relative_to(ROOT / "src").with_suffix("").parts)
+        assert not (imports(path) & (modules - {own})), path
+
