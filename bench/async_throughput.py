@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gradfail import hogwild, ray_engine
-from gradfail.parameter_server import Quadratic
+from gradfail.distributed import hogwild, ray_server
+from gradfail.distributed.simulator import Quadratic
 
 
 def main() -> None:
@@ -26,10 +26,10 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     initial = np.ones((1, args.parameters), dtype=np.float32)
-    ray_engine.start()
-    ray_engine.run_async(initial, Quadratic(args.parameters), 1, 20, lr=0.01)  # warm-up
+    ray_server.start()
+    ray_server.run_async(initial, Quadratic(args.parameters), 1, 20, lr=0.01)  # warm-up
     for workers in (1, 2, 4):
-        found = ray_engine.run_async(initial, Quadratic(args.parameters), workers, args.updates,
+        found = ray_server.run_async(initial, Quadratic(args.parameters), workers, args.updates,
                                      lr=0.01)
         rows.append({"engine": "ray", "workers": workers, "updates_per_s":
                      args.updates / found.seconds, "ms_per_update":

@@ -16,7 +16,7 @@ from torch.func import grad, vmap
 
 from gradfail import registry
 from gradfail.experiment import RunContext
-from gradfail.experiments import end_to_end
+from gradfail.experiments.paper import end_to_end
 
 EXPERIMENT = registry.get("end_to_end")
 

@@ -18,8 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gradfail import exact, registry
-from gradfail.experiments import three_node
+from gradfail import registry
+from gradfail.exact.program import Certificate
+from gradfail.exact.relu import certify_relu, relu_output
+from gradfail.exact.threshold import three_node
+from gradfail.experiments.exact import three_node as three_node_experiment
 
 
 def relu_instance(n: int, labelling: str, rng: np.random.Generator):
@@ -29,18 +32,18 @@ def relu_instance(n: int, labelling: str, rng: np.random.Generator):
         return x, rng.choice([-1.0, 1.0], n)
     teacher = {"w": rng.uniform(-1.5, 1.5, (2, 2)), "b": rng.uniform(-0.5, 0.5, 2), "c": 0.0,
                "s": np.array([1.0, -1.0])}
-    output = exact.relu_output(teacher, x)
+    output = relu_output(teacher, x)
     return x, np.where(output > np.median(output), 1.0, -1.0)
 
 
-def solve(problem: str, labelling: str, n: int, seed: int, limit: float) -> exact.Certificate:
+def solve(problem: str, labelling: str, n: int, seed: int, limit: float) -> Certificate:
     if problem == "3-node":
         config = registry.get("three_node").config("default", {"time_limit": limit})
-        x, labels = three_node.wall_data(config, n, labelling,
+        x, labels = three_node_experiment.wall_data(config, n, labelling,
                                          torch.Generator().manual_seed(seed))
-        return exact.three_node(x, labels, config.box, limit)
+        return three_node(x, labels, config.box, limit)
     x, labels = relu_instance(n, labelling, np.random.default_rng(seed))
-    return exact.certify_relu(x, labels, 2, "hinge", 2.0, limit)
+    return certify_relu(x, labels, 2, "hinge", 2.0, limit)
 
 
 def main() -> None:

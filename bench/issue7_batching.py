@@ -18,7 +18,7 @@ import torch
 
 from gradfail import registry
 from gradfail.experiment import RunContext
-from gradfail.experiments import deep_linear, depth, exploding_rnn
+from gradfail.experiments.classic import deep_linear, depth, exploding_rnn
 
 
 def seconds(work, device: torch.device, n_seeds: int) -> float:

@@ -16,7 +16,7 @@ import torch
 
 from gradfail import registry
 from gradfail.experiment import RunContext
-from gradfail.experiments.parity import train
+from gradfail.experiments.paper.parity import train
 
 PARITY = registry.get("parity")
 

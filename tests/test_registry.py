@@ -37,7 +37,7 @@ def test_unknown_names_get_a_suggestion():
 
 
 def test_a_name_registered_twice_is_refused(monkeypatch):
-    monkeypatch.setattr(registry, "EXPERIMENT_MODULES", ("gradfail.experiments.parity",) * 2)
+    monkeypatch.setattr(registry, "EXPERIMENT_MODULES", ("gradfail.experiments.paper.parity",) * 2)
     registry.experiments.cache_clear()
     try:
         with pytest.raises(GradfailError, match="registered twice"):

@@ -8,12 +8,11 @@ import shutil
 
 import pytest
 
+from conftest import ROOT, gradfail_cli
 from gradfail import registry
 from gradfail.report import write_report
 from gradfail.runner import run_experiment
 from gradfail.store import Store
-
-from conftest import ROOT, gradfail_cli
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 

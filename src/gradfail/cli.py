@@ -166,7 +166,7 @@ def execute(plan: list, args) -> int:
     device = resolve_device(args.device)
     store = Store(args.store)
     if args.backend == "ray":
-        from gradfail.ray_engine import run_on_ray
+        from gradfail.distributed.ray_sweep import run_on_ray
 
         outcomes = run_on_ray(plan, scale=args.scale, store_path=str(store.path),
                               seed=args.seed, seeds=args.seeds, device=args.device,

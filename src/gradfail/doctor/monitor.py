@@ -31,10 +31,23 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 from gradfail.doctor import rules
 from gradfail.doctor.per_sample import GradientCapture
-from gradfail.doctor.quantities import (Activations, Curvature, GradientAlignment, GradientNoise,
-                                        GradientZeros, InputScale, LayerGradients, LossInputs,
-                                        Recurrence, StaleGradients, StepQuality, StepView, as_floats, squared_norms,
-                                        trainable_layers)
+from gradfail.doctor.quantities import (
+    Activations,
+    Curvature,
+    GradientAlignment,
+    GradientNoise,
+    GradientZeros,
+    InputScale,
+    LayerGradients,
+    LossInputs,
+    Recurrence,
+    StaleGradients,
+    StepQuality,
+    StepView,
+    as_floats,
+    squared_norms,
+    trainable_layers,
+)
 from gradfail.doctor.trace import StepTrace, batch_size, paused
 from gradfail.errors import GradfailError
 

@@ -25,8 +25,8 @@ import weakref
 from pathlib import Path
 
 import torch
-from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from gradfail.doctor.monitor import Doctor, DoctorError
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from gradfail.doctor.bench import autotrainer
 from gradfail.doctor.rules import VERDICTS
-from gradfail.statistics import wilson
+from gradfail.maths.statistics import wilson
 
 WARM_UP = 0.1
 

@@ -1,0 +1,229 @@
+"""The parameter server on Ray: the server and the workers as actors, real staleness.
+
+The same `ServerLogic` as the simulator runs inside a server actor; workers are stateless
+actors that get the parameters with every call (an ObjectRef, resolved by Ray: one copy for all).
+The coordinator keeps one gradient in flight per worker and takes whichever finishes first
+(`ray.wait`), so the staleness is whatever the machine produces. A worker that dies costs only
+its in-flight gradient (counted as lost); Ray restarts it and it gets the next call. The server
+checkpoints every K updates and reloads the checkpoint when Ray restarts it, so a server crash
+loses at most K updates. Ray is an optional extra (`pip install 'gradfail[ray]'`); without it
+this module says so in one line.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gradfail.distributed.server import GradientFn, ServerLogic, require
+from gradfail.errors import ConfigError
+
+GradientFactory = Callable[[int], GradientFn]  # factory(worker), built in the worker
+
+
+def ray_module():
+    """`import ray`, or a one-line error naming the extra."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("the ray backend needs Ray: pip install 'gradfail[ray]'") from None
+    return ray
+
+
+def start(address: str | None = None, num_cpus: int = 2) -> None:
+    """Join the cluster at `address`, or start a local one (no dashboard, no usage stats)."""
+    ray = ray_module()
+    if ray.is_initialized():
+        return
+    if address not in (None, "auto"):
+        check_reachable(address)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    options = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
+    try:
+        if address is None:
+            ray.init(num_cpus=num_cpus, object_store_memory=256 * 2**20, **options)
+        else:
+            ray.init(address=address, **options)
+    except Exception as error:  # Ray raises ConnectionError, RuntimeError or ValueError here
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"cannot reach the Ray cluster at {address!r}: {first}") from None
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A TCP connect to host:port first: Ray itself waits minutes on an unreachable head."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"a Ray address is host:port (or ray://host:port); got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise ConfigError(f"cannot reach the Ray cluster at {address!r}: "
+                          f"{error.strerror or error}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# The actors.
+
+
+class ServerActor:
+    """`ServerLogic` behind an actor: push a gradient, get the new parameters and version.
+    Checkpoints (parameters, version) every `every` updates; reloads them on (re)start."""
+
+    def __init__(self, params: np.ndarray, rule: str, lr: float, dc_lambda: float,
+                 checkpoint: str | None = None, every: int = 50):
+        self.checkpoint, self.every = checkpoint, every
+        self.logic = ServerLogic(torch.from_numpy(np.array(params)), rule, lr, dc_lambda)
+        self.restored = False
+        if checkpoint and Path(checkpoint).exists():
+            saved = np.load(checkpoint)
+            self.logic.restore(torch.from_numpy(saved["params"]), int(saved["version"]),
+                               saved["staleness"].tolist())
+            self.restored = True
+
+    def read(self) -> tuple[np.ndarray, int]:
+        return self.logic.params.numpy(), self.logic.version
+
+    def push(self, gradient: np.ndarray, read_version: int
+             ) -> tuple[tuple[np.ndarray, int], int]:
+        """Apply one gradient; returns the new state (for workers) and its version (for the
+        coordinator), as two objects."""
+        self.logic.apply([(torch.from_numpy(np.array(gradient)), self.logic.held(read_version))])
+        if self.checkpoint and self.logic.version % self.every == 0:
+            partial = f"{self.checkpoint}.partial.npz"
+            np.savez(partial, params=self.logic.params.numpy(), version=self.logic.version,
+                     staleness=np.asarray(self.logic.staleness))
+            os.replace(partial, self.checkpoint)
+        return self.read(), self.logic.version
+
+    def state(self) -> dict:
+        return {"version": self.logic.version, "staleness": self.logic.staleness,
+                "restored": self.restored, "pid": os.getpid()}
+
+
+class WorkerActor:
+    """Stateless: builds its gradient function once, then computes on whatever it is sent."""
+
+    def __init__(self, factory: GradientFactory, worker: int):
+        torch.set_num_threads(1)
+        self.gradient, self.worker = factory(worker), worker
+
+    def compute(self, state: tuple[np.ndarray, int], seq: int, die: bool = False
+                ) -> tuple[np.ndarray, int]:
+        """The gradient at the parameters sent; `die` ends this process mid-gradient (a real
+        crash, for fault tests: Ray restarts the actor, the gradient is lost)."""
+        if die:
+            os._exit(1)
+        params, version = state
+        gradient = self.gradient(torch.from_numpy(np.array(params)), self.worker, seq)
+        return gradient.numpy(), version
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+# --------------------------------------------------------------------------------------------
+# The coordinator.
+
+
+@dataclass
+class RayResult:
+    params: np.ndarray
+    version: int
+    staleness: list[int]
+    gradients: int
+    lost_gradients: int
+    seconds: float
+    events: list[str] = field(default_factory=list)
+
+
+def run_async(initial: np.ndarray, factory: GradientFactory, workers: int, updates: int,
+              rule: str = "async", lr: float = 0.1, dc_lambda: float = 0.04,
+              checkpoint: str | None = None, every: int = 50,
+              faults: dict[int, str] | None = None) -> RayResult:
+    """Downpour on Ray: `workers` actors, one gradient in flight each, `updates` server steps.
+    `faults` maps a server version to "worker" or "server": when the server reaches it, the
+    worker just sent a gradient to compute exits mid-gradient, or the server's process is
+    killed; Ray restarts either, to test recovery."""
+    require(workers >= 1, f"the number of workers must be at least 1; got {workers}")
+    ray = ray_module()
+    start()
+    server = ray.remote(num_cpus=0, max_restarts=1 if checkpoint else 0)(ServerActor).remote(
+        initial, rule, lr, dc_lambda, checkpoint, every)
+    remote_worker = ray.remote(num_cpus=0, max_restarts=-1)(WorkerActor)
+    pool = [remote_worker.remote(factory, w) for w in range(workers)]
+    faults, events = dict(faults or {}), []
+    begin = time.perf_counter()
+    in_flight: dict = {}  # gradient ref → (worker, ref of the version it read)
+    seq, version, lost, gradients = 0, 0, 0, 0
+
+    def ask(w: int, state, die: bool = False) -> None:
+        nonlocal seq
+        gradient, read = pool[w].compute.options(num_returns=2, max_task_retries=0).remote(
+            state, seq, die)
+        in_flight[gradient] = (w, read)
+        seq += 1
+
+    state = server.read.remote()
+    for w in range(workers):
+        ask(w, state)
+    while version < updates:  # the driver moves refs only: the arrays go worker → server
+        (ready,), _ = ray.wait(list(in_flight), num_returns=1)
+        w, read = in_flight.pop(ready)
+        try:
+            ray.get(read)  # small; raises when the worker died mid-gradient
+        except ray.exceptions.RayActorError:
+            lost += 1
+            events.append(f"worker {w} died: its in-flight gradient is lost (noticed at version "
+                          f"{version})")
+            call_when_ready(ray, pool[w].pid.remote)
+            ask(w, server.read.remote())
+            continue
+        gradients += 1
+        try:
+            state, applied = server.push.options(num_returns=2).remote(ready, read)
+            version = ray.get(applied)
+        except ray.exceptions.RayActorError:
+            lost += 1  # the gradient pushed to the dead server
+            state = call_when_ready(ray, server.read.remote)
+            before, version = version, ray.get(state)[1]
+            events.append(f"server died after version {before}; restarted from its "
+                          f"checkpoint at version {version}")
+        kill = faults.pop(version, None)
+        ask(w, state, kill == "worker")
+        if kill == "server":
+            ray.kill(server, no_restart=False)
+    # gradients still in flight are not applied; those whose worker died count as lost
+    settled, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=30)
+    for ref in settled:
+        try:
+            ray.get(in_flight[ref][1])
+        except ray.exceptions.RayActorError:
+            lost += 1
+            events.append(f"worker {in_flight[ref][0]} died: its in-flight gradient is lost "
+                          "(noticed at the end)")
+    final = ray.get(server.state.remote())
+    params, _ = ray.get(server.read.remote())
+    for actor in [server, *pool]:
+        ray.kill(actor)
+    return RayResult(np.array(params), final["version"], final["staleness"], gradients, lost,
+                     time.perf_counter() - begin, events)
+
+
+def call_when_ready(ray, call: Callable, attempts: int = 100):
+    """An actor call retried while Ray restarts the actor (ActorUnavailableError)."""
+    for _ in range(attempts):
+        ref = call()
+        try:
+            ray.wait([ref], timeout=30)
+            ray.get(ref, timeout=30)
+            return ref
+        except (ray.exceptions.ActorUnavailableError, ray.exceptions.RayActorError):
+            time.sleep(0.1)
+    raise ConfigError("a Ray actor did not come back after being restarted")

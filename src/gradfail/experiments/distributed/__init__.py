@@ -1,0 +1,1 @@
+"""Asynchronous SGD with a parameter server (the "cat network" setting)."""

@@ -1,0 +1,1 @@
+"""Hardness of training: tiny networks trained to a certified global optimum."""

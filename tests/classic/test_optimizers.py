@@ -1,0 +1,84 @@
+"""Optimisers: the batched lr grid is torch's optimiser per lr; the problems; Wilson's example."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gradfail import registry
+from gradfail.errors import ConfigError
+from gradfail.experiment import RunContext
+from gradfail.experiments.classic import optimizers
+
+EXPERIMENT = registry.get("optimizers")
+
+
+@pytest.mark.parametrize("name", ["momentum", "adam", "rmsprop"])
+def test_one_batched_sweep_equals_separate_runs_at_each_lr(name):
+    config = EXPERIMENT.config("quick", {"lrs": [1e-3, 1e-1], "steps": 20, "eval_every": 20,
+                                         "condition_numbers": [100]})
+    ctx = RunContext(torch.device("cpu"), seed=0, n_seeds=2)
+    problem = optimizers.quadratic(config, 100, ctx)
+    together = optimizers.sweep(config, problem, name, ctx)["errors"]
+    for i, lr in enumerate(config.lrs):
+        alone = optimizers.sweep(config.model_copy(update={"lrs": [lr]}), problem, name, ctx)
+        np.testing.assert_allclose(together[i], alone["errors"][0], rtol=1e-5)
+
+
+def test_summary_reads_best_error_steps_and_lr_range():
+    run = {"steps": [0, 10, 20], "threshold": 0.1,
+           "errors": np.array([[[1, 0.5, 0.2]], [[1, 0.05, 0.01]], [[1, np.inf, np.inf]]])}
+    found = optimizers.summary(run, [0.01, 0.1, 1.0])
+    assert found == {"best_final": 0.01, "best_lr": 0.1, "steps_to_threshold": 10,
+                     "lrs_reaching": 1}
+
+
+def test_momentum_needs_fewer_steps_on_an_ill_conditioned_quadratic(cpu_context):
+    config = EXPERIMENT.config("quick", {"lrs": [0.1, 0.3, 1.0], "steps": 400,
+                                         "eval_every": 10})
+    problem = optimizers.quadratic(config, 1_000, cpu_context)
+    steps = {name: optimizers.summary(optimizers.sweep(config, problem, name, cpu_context),
+                                      config.lrs)["steps_to_threshold"]
+             for name in ("sgd", "momentum")}
+    assert steps["momentum"] < steps["sgd"]
+
+
+def test_wilson_data_has_private_features_and_a_positive_majority():
+    config = EXPERIMENT.config("quick")
+    x, y, test_x, test_y = optimizers.wilson_data(config, 0.6, torch.Generator().manual_seed(0))
+    assert y.sum() > 0
+    private = x[:, 3:]
+    assert (private.sum(1) == torch.where(y > 0, 1.0, 5.0)).all()
+    assert (private.sum(0) == 1).all()  # each private feature belongs to one point
+    assert test_x.shape[1] == 3 and (test_x[:, 0] == test_y).all()
+
+
+def test_quick_run_finds_adaptive_methods_labelling_all_positive(quick_store):
+    (run,) = quick_store.runs(experiment="optimizers")
+    verdicts = {c["name"]: c["verdict"] for c in run["claims"]}
+    assert verdicts["adaptive methods generalise worse (Wilson)"] == "holds"
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"optimizers": ["adamax"]}, "unknown optimiser 'adamax'"),
+    ({"problems": ["mnist"]}, "unknown problem 'mnist'"),
+    ({"lrs": [0.1, 0.01]}, "strictly increasing"),
+    ({"lrs": [0.1]}, "at least 2"),
+    ({"lrs": [-0.1, 0.1]}, "greater than 0"),
+    ({"wilson_p": [0.4]}, r"\(0.5, 1\)"),
+    ({"steps": 0}, "greater than 0"),
+])
+def test_bad_input_is_a_one_line_error(changes, message):
+    with pytest.raises(ConfigError, match=message) as raised:
+        EXPERIMENT.config("quick", changes)
+    assert "\n" not in str(raised.value)
+
+
+def test_the_fastest_optimiser_breaks_ties_by_final_error():
+    found = {"sgd": {"steps_to_threshold": 50, "best_final": 0.2},
+             "adam": {"steps_to_threshold": 50, "best_final": 0.1},
+             "rmsprop": {"steps_to_threshold": 100, "best_final": 0.0}}
+    assert optimizers.fastest(found) == "adam"
+    never = {"sgd": {"steps_to_threshold": float("inf"), "best_final": 0.5}}
+    assert optimizers.fastest(never) is None

@@ -1,0 +1,103 @@
+"""The parameter server on Ray: real actors, real staleness, and recovery from real kills.
+
+One local cluster (2 CPUs, no dashboard) is shared by the module's tests."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import gradfail_cli
+from gradfail import registry
+from gradfail.distributed import ray_server
+from gradfail.distributed.simulator import Quadratic
+from gradfail.errors import ConfigError
+from gradfail.experiments.distributed import async_sgd
+
+ray = pytest.importorskip("ray")
+START = np.ones((2, 5), dtype=np.float32)
+slow_quadratic = Quadratic(5, seconds=0.05)  # time for a kill to land mid-gradient
+loss = slow_quadratic.loss
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray_server.start()
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def fault_free(cluster):
+    return ray_server.run_async(START, slow_quadratic, 2, 60, lr=0.1)
+
+
+def test_two_workers_train_and_their_staleness_is_measured(fault_free):
+    assert fault_free.version == 60 and len(fault_free.staleness) == 60
+    assert fault_free.lost_gradients == 0
+    assert 0 < np.mean(fault_free.staleness) <= 2  # two workers: τ near N − 1 = 1
+    assert loss(fault_free.params) < 1e-3 * loss(START)
+
+
+def test_killing_a_worker_loses_only_its_in_flight_gradient(fault_free):
+    hurt = ray_server.run_async(START, slow_quadratic, 2, 60, lr=0.1, faults={20: "worker"})
+    assert hurt.version == 60 and hurt.lost_gradients == 1
+    assert any("in-flight gradient is lost" in event for event in hurt.events)
+    assert loss(hurt.params) < 1e-3 * loss(START)
+
+
+def test_a_killed_server_restarts_from_its_checkpoint(cluster, tmp_path):
+    hurt = ray_server.run_async(START, slow_quadratic, 2, 60, lr=0.1,
+                                checkpoint=str(tmp_path / "server.npz"), every=10,
+                                faults={25: "server"})
+    (event,) = hurt.events
+    assert "restarted from its checkpoint at version 20" in event  # at most K = 10 lost
+    assert hurt.version == 60 and loss(hurt.params) < 1e-3 * loss(START)
+
+
+def test_a_killed_worker_costs_digits_accuracy_less_than_a_point(cluster):
+    config = registry.get("async_sgd").config("quick")
+    factory = async_sgd.TaskGradient(config.model_dump_json(), seed=0, n_seeds=2)
+    task = factory.task()
+    runs = [ray_server.run_async(task.initial.numpy(), factory, 2, 600, lr=0.3, faults=faults)
+            for faults in ({}, {200: "worker"})]
+    accuracy = [task.score(torch.from_numpy(run.params)).mean() for run in runs]
+    assert runs[1].lost_gradients == 1 and runs[1].version == 600
+    assert accuracy[0] > 0.9 and abs(accuracy[0] - accuracy[1]) <= 0.01
+
+
+@pytest.mark.parametrize("address, message", [
+    ("127.0.0.1:1", "cannot reach the Ray cluster at '127.0.0.1:1'"),
+    ("nowhere", "a Ray address is host:port"),
+])
+def test_an_unreachable_address_is_a_one_line_error(address, message):
+    with pytest.raises(ConfigError, match=message) as raised:
+        ray_server.check_reachable(address)
+    assert "\n" not in str(raised.value)
+
+
+def test_without_ray_the_backend_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ConfigError, match=r"pip install 'gradfail\[ray\]'"):
+        ray_server.ray_module()
+
+
+def test_a_sweep_sent_to_ray_lands_in_the_same_store(tmp_path):
+    store = str(tmp_path / "g.sqlite")
+    sent = gradfail_cli("run", "perceptron_lp", "--scale", "quick", "--backend", "ray",
+                        "--store", store, "--json")
+    assert sent.returncode == 0, sent.stderr
+    (run,) = json.loads(gradfail_cli("runs", "--store", store, "--json").stdout)
+    assert run["experiment"] == "perceptron_lp" and run["status"] == "done"
+
+
+def test_an_unreachable_ray_address_on_the_command_line_exits_2(tmp_path):
+    refused = gradfail_cli("run", "perceptron_lp", "--backend", "ray", "--ray-address",
+                           "127.0.0.1:1", "--store", str(tmp_path / "g.sqlite"))
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "gradfail: error: cannot reach the Ray cluster at '127.0.0.1:1': Connection refused"]
