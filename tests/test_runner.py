@@ -55,6 +55,29 @@ def test_a_crashing_experiment_is_stored_as_failed_and_earlier_runs_are_kept(tmp
     assert store.load_part(failed.id, "a finished piece") == {"value": 1}
 
 
+
+@pytest.mark.parametrize("stage", ["claim", "figures", "store"])
+def test_a_claim_a_figure_or_a_store_write_that_raises_fails_the_run_and_the_sweep_goes_on(
+        tmp_path, stage):
+    def raising(*args, **kwargs):
+        raise ValueError(f"the {stage} broke\nsecond line")
+
+    broken = PARITY
+    if stage == "claim":
+        broken = replace(PARITY, claims=(replace(PARITY.claims[0], check=raising),))
+    elif stage == "figures":
+        broken = replace(PARITY, figures=raising)
+    else:  # a result the store cannot write
+        broken = replace(PARITY, run=lambda config, ctx: {"unstorable": object()}, claims=(),
+                         figures=lambda config, result: {})
+    healthy = PARITY.config("quick", TINY)
+    args = Namespace(device="cpu", store=str(tmp_path / "s.sqlite"), json=True, scale="quick",
+                     seed=0, seeds=2, backend="local", ray_address=None)
+    cli.execute([(replace(broken, name="broken"), healthy), (PARITY, healthy)], args)
+    failed, done = Store(tmp_path / "s.sqlite").runs()
+    assert failed["status"] == "failed" and done["status"] == "done"
+    assert failed["error"].startswith("after the run") and "\n" not in failed["error"]
+
 @pytest.mark.slow
 def test_a_killed_run_resumes_where_it_stopped_and_matches_an_uninterrupted_run(tmp_path):
     """Kill a real `gradfail run` mid-way (SIGKILL), run it again, compare with a clean run."""

@@ -174,13 +174,22 @@ def run_experiment(
     except Exception as error:  # a bug in an experiment: keep the traceback, keep the sweep going
         traceback.print_exc(file=sys.stderr)
         return close("failed", f"{type(error).__name__}: {error}")
-    claims = [claim.evaluate(config, result) for claim in experiment.claims]
-    figure_dir = store.figures_dir / f"{run_id}-{experiment.name}"
-    figures = {
-        name: str(save_figure(figure, figure_dir / f"{name}.png"))
-        for name, figure in experiment.figures(config, result).items()
-    }
-    return close("done", result=result, claims=claims, figures=figures)
+    try:  # what follows the run can fail too: the run is then stored failed, the sweep goes on
+        claims = [claim.evaluate(config, result) for claim in experiment.claims]
+        figure_dir = store.figures_dir / f"{run_id}-{experiment.name}"
+        figures = {
+            name: str(save_figure(figure, figure_dir / f"{name}.png"))
+            for name, figure in experiment.figures(config, result).items()
+        }
+        return close("done", result=result, claims=claims, figures=figures)
+    except KeyboardInterrupt:
+        close("failed", "interrupted")
+        raise
+    except Exception as error:
+        traceback.print_exc(file=sys.stderr)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return close("failed", f"after the run (claims, figures or storing): "
+                               f"{type(error).__name__}: {reason}")
 
 
 # --------------------------------------------------------------------------------------------
