@@ -28,7 +28,7 @@ def test_every_experiment_has_three_scales_and_cites_its_section():
     for experiment in registry.experiments().values():
         for scale in ("quick", "default", "paper"):
             experiment.config(scale)
-        assert experiment.section and experiment.summary
+        assert experiment.section and experiment.description
 
 
 def test_unknown_names_get_a_suggestion():

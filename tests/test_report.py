@@ -44,6 +44,23 @@ def test_a_store_with_failed_and_diverged_runs_still_renders(tmp_path):
                         str(tmp_path / "again")).returncode == 0
 
 
+
+def test_the_report_shows_what_was_stored_with_the_run_not_what_the_code_says_today(tmp_path):
+    from dataclasses import replace
+
+    store = Store(tmp_path / "s.sqlite")
+    parity = registry.get("parity")
+    tiny = {"dims": [5], "steps": [200], "variance_dims": [4, 5], "floor_dims": [],
+            "periodic_dim": 3, "periodic_radii": [0.5], "periodic_inputs": 256}
+    then = replace(parity, name="parities_then", title="Parities, as titled then")
+    run_experiment(then, parity.config("quick", tiny), scale="quick", store=store, n_seeds=1)
+    about = store.runs()[0]["about"]
+    assert about["title"] == "Parities, as titled then" and about["description"]
+    assert about["command"].startswith("gradfail run parities_then --scale quick --seeds 1")
+    assert "--set steps=[200]" in about["command"]  # differs from the quick scale's
+    html = write_report(store, tmp_path / "report").read_text()  # the name is not registered
+    assert "Parities, as titled then" in html and about["command"] in html
+
 @pytest.mark.slow
 def test_the_report_loads_in_headless_chromium(quick_store, tmp_path):
     if not (CHROMIUM and CHROMEDRIVER):

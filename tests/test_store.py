@@ -74,19 +74,24 @@ def test_reopening_keeps_everything(tmp_path):
     assert run["status"] == "diverged" and run["error"] == "loss is not finite"
 
 
-def test_a_store_of_the_previous_schema_gains_the_doctor_sessions_table(tmp_path):
+def test_a_store_of_an_older_schema_gains_the_doctor_sessions_table_and_the_runs_about(tmp_path):
     path = tmp_path / "old.sqlite"
     Store(path).close()
     with sqlite3.connect(path) as db:  # as schema 1 left it
         db.execute("DROP TABLE doctor_sessions")
+        db.execute("ALTER TABLE runs DROP COLUMN about")
         db.execute("PRAGMA user_version = 1")
     store = Store(path)
+    assert store.runs() == []
+    run_id = store.begin_run(RunIdentity("parity", 1, "{}", 0, 1, "cpu"), "quick", {},
+                             {"title": "Parities"})
+    assert store.run(run_id)["about"] == {"title": "Parities"}
     session = store.save_doctor_session("Net", {"verdicts": []}, [{"step": 0}], {"torch": "x"})
     assert store.doctor_sessions() == [{"id": session, "name": "Net", "document": {
         "verdicts": []}, "started_at": store.doctor_sessions()[0]["started_at"]}]
     assert store.doctor_sessions(with_history=True)[0]["history"] == [{"step": 0}]
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 def test_a_store_of_a_newer_schema_is_refused_and_kept(tmp_path):

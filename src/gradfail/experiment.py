@@ -10,6 +10,7 @@ import difflib
 import hashlib
 import json
 import math
+import sys
 import time
 import typing
 from collections.abc import Callable, Iterator
@@ -120,7 +121,29 @@ class Experiment:
     figures: Callable[[Any, dict], dict[str, Any]]
     claims: tuple[Claim, ...]
     seeds: dict[str, int] = field(default_factory=lambda: {"quick": 2, "default": 4, "paper": 8})
-    summary: str = ""
+
+    @property
+    def description(self) -> list[str]:
+        """The experiment module's docstring after its title, a paragraph a line: what fails, and
+        why."""
+        paragraphs = (sys.modules[self.run.__module__].__doc__ or "").strip().split("\n\n")
+        return [" ".join(paragraph.split()) for paragraph in paragraphs[1:]]
+
+    def rerun_command(self, config: Config, scale: str, seed: int, n_seeds: int,
+                      device: str) -> str:
+        """The one command that reruns this run: scale, seeds and any setting that differs from
+        the scale's."""
+        command = f"gradfail run {self.name} --scale {scale} --seeds {n_seeds} --seed {seed}"
+        base = self.config(scale).model_dump(mode="json")
+        for key, value in config.model_dump(mode="json").items():
+            if base.get(key) != value:
+                command += f" --set {key}={json.dumps(value, separators=(',', ':'))}"
+        return command + ("" if device == "cpu" else f" --device {device}")
+
+    def about(self, config: Config, scale: str, seed: int, n_seeds: int, device: str) -> dict:
+        """What the report says of a run, stored with it: the report reads only the store."""
+        return {"title": self.title, "section": self.section, "description": self.description,
+                "command": self.rerun_command(config, scale, seed, n_seeds, device)}
 
     def config(self, scale: str = "default", overrides: dict[str, Any] | None = None) -> Config:
         """The resolved config: the paper's values, the scale's changes, then the user's."""

@@ -8,10 +8,8 @@ such. The report reads only the store.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,31 +37,11 @@ def claim_counts(claims: list[dict]) -> dict[str, int]:
     return {verdict: sum(claim["verdict"] == verdict for claim in claims) for verdict in VERDICTS}
 
 
-def reproduce_command(run: dict) -> str:
-    """The one command that reruns this section: scale, seeds and any setting that differs."""
-    command = (f"gradfail run {run['experiment']} --scale {run['scale']} --seeds {run['n_seeds']}"
-               f" --seed {run['seed']}")
-    experiment = registry.experiments().get(run["experiment"])
-    if experiment is not None:
-        base = experiment.config(run["scale"]).model_dump(mode="json")
-        for key, value in run["config"].items():
-            if base.get(key) != value:
-                command += f" --set {key}={json.dumps(value, separators=(',', ':'))}"
-    return command + ("" if run["device"] == "cpu" else f" --device {run['device']}")
-
-
-def description(experiment_name: str) -> list[str]:
-    """The experiment module's docstring after its title: what fails, and why."""
-    experiment = registry.experiments().get(experiment_name)
-    if experiment is None:
-        return []
-    paragraphs = (sys.modules[experiment.run.__module__].__doc__ or "").strip().split("\n\n")
-    return [" ".join(paragraph.split()) for paragraph in paragraphs[1:]]
-
-
 def section(run: dict, out_dir: Path) -> dict:
-    """One experiment's section; its figure files are copied beside the report."""
-    experiment = registry.experiments().get(run["experiment"])
+    """One experiment's section, from what the store holds of its run (a run stored before its
+    title and command were stored with it shows its name); its figure files are copied beside
+    the report."""
+    about = run["about"]
     figures = {}
     for name, path in run["figures"].items():
         source = Path(path)
@@ -76,12 +54,13 @@ def section(run: dict, out_dir: Path) -> dict:
     return {
         "run": run,
         "anchor": run["experiment"],
-        "title": experiment.title if experiment else run["experiment"],
-        "section": experiment.section if experiment else "",
-        "description": description(run["experiment"]),
+        "title": about.get("title", run["experiment"]),
+        "section": about.get("section", ""),
+        "description": about.get("description", []),
         "figures": figures,
         "counts": claim_counts(run["claims"]),
-        "command": reproduce_command(run),
+        "command": about.get("command", f"gradfail run {run['experiment']} --scale "
+                                        f"{run['scale']}"),
     }
 
 

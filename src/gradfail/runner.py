@@ -149,7 +149,8 @@ def run_experiment(
         return Outcome(run["id"], experiment.name, run["scale"], seed, n_seeds, run["status"],
                        True, run["claims"], run["wall_s"], run["error"], figures=run["figures"])
 
-    run_id = store.begin_run(identity, scale, provenance(device))
+    run_id = store.begin_run(identity, scale, provenance(device), experiment.about(
+        config, scale, seed, n_seeds, str(device)))
     parts = StoredParts(store, run_id)
     ctx = RunContext(device, seed, n_seeds, parts, progress or SilentProgress())
     start = time.perf_counter()

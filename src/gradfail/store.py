@@ -21,7 +21,7 @@ from gradfail.errors import StoreError
 
 DEFAULT_PATH = Path("results/gradfail.sqlite")
 APPLICATION_ID = 0x67726466  # "grdf": marks a SQLite file as a gradfail store
-SCHEMA_VERSION = 2  # 2: doctor_sessions
+SCHEMA_VERSION = 3  # 2: doctor_sessions; 3: what the report says of a run, stored with it
 COMPLETE = ("done", "diverged")  # a rerun of the same identity skips these
 
 SCHEMA = """
@@ -42,6 +42,7 @@ CREATE TABLE runs (
     wall_s REAL,
     attempts INTEGER NOT NULL DEFAULT 1,
     result TEXT,
+    about TEXT,
     UNIQUE (experiment, version, config, seed, n_seeds, device)
 );
 CREATE TABLE parts (
@@ -85,7 +86,8 @@ CREATE TABLE doctor_sessions (
 );
 """
 SCHEMA += DOCTOR_SESSIONS
-MIGRATIONS = {1: DOCTOR_SESSIONS}  # from a schema version to the next
+MIGRATIONS = {1: DOCTOR_SESSIONS,  # from a schema version to the next
+              2: "ALTER TABLE runs ADD COLUMN about TEXT"}
 
 
 @dataclass(frozen=True)
@@ -186,21 +188,24 @@ class Store:
         ).fetchone()
         return None if row is None else {"id": row[0], "status": row[1]}
 
-    def begin_run(self, identity: RunIdentity, scale: str, provenance: dict) -> int:
-        """A new `running` row, or the existing incomplete row set running again (resume)."""
+    def begin_run(self, identity: RunIdentity, scale: str, provenance: dict,
+                  about: dict | None = None) -> int:
+        """A new `running` row, or the existing incomplete row set running again (resume).
+        `about`: what the report says of the run (title, section, description, command)."""
+        about_json = None if about is None else json.dumps(about)
         with self.transaction() as db:
             found = self.find_run(identity)
             if found is not None:
                 db.execute(
                     "UPDATE runs SET status='running', error=NULL, attempts=attempts+1,"
-                    " provenance=? WHERE id=?",
-                    (json.dumps(provenance), found["id"]),
+                    " provenance=?, about=? WHERE id=?",
+                    (json.dumps(provenance), about_json, found["id"]),
                 )
                 return found["id"]
             cursor = db.execute(
                 "INSERT INTO runs (experiment, version, config, seed, n_seeds, device, scale,"
-                " status, provenance, started_at) VALUES (?,?,?,?,?,?,?, 'running', ?, ?)",
-                (*_identity_values(identity), scale, json.dumps(provenance), now()),
+                " status, provenance, started_at, about) VALUES (?,?,?,?,?,?,?, 'running', ?, ?, ?)",
+                (*_identity_values(identity), scale, json.dumps(provenance), now(), about_json),
             )
             return int(cursor.lastrowid)
 
@@ -294,6 +299,7 @@ class Store:
             run["config"] = json.loads(run["config"])
             run["provenance"] = json.loads(run["provenance"])
             run["result"] = None if run["result"] is None else json.loads(run["result"])
+            run["about"] = {} if run["about"] is None else json.loads(run["about"])
             run["claims"] = self.claims(run["id"])
             run["figures"] = dict(
                 self._db.execute(

@@ -342,5 +342,4 @@ EXPERIMENT = Experiment(
     run=run,
     figures=figures,
     claims=CLAIMS,
-    summary=__doc__.split("\n\n")[1],
 )
