@@ -9,13 +9,12 @@ import sqlite3
 import subprocess
 import sys
 import time
-from argparse import Namespace
 from dataclasses import replace
 
 import pytest
 
-from gradfail import cli, registry
-from gradfail.runner import run_experiment
+from gradfail import registry
+from gradfail.runner import run_experiment, run_plan
 from gradfail.store import Store
 
 PARITY = registry.get("parity")
@@ -26,9 +25,9 @@ TINY = {"dims": [5], "steps": [300], "variance_dims": [4, 5], "floor_dims": [],
 def test_a_diverging_run_is_stored_as_diverged_and_the_sweep_goes_on(tmp_path):
     diverging = PARITY.config("quick", {**TINY, "lr": 1e38})
     healthy = PARITY.config("quick", TINY)
-    args = Namespace(device="cpu", store=str(tmp_path / "s.sqlite"), json=True, scale="quick",
-                     seed=0, seeds=2, backend="local", ray_address=None)
-    assert cli.execute([(PARITY, diverging), (PARITY, healthy)], args) == 0
+    outcomes = run_plan([(PARITY, diverging), (PARITY, healthy)], scale="quick",
+                        store=Store(tmp_path / "s.sqlite"), seeds=2)
+    assert [o.status for o in outcomes] == ["diverged", "done"]
     runs = Store(tmp_path / "s.sqlite").runs()
     assert [run["status"] for run in runs] == ["diverged", "done"]
     assert "not finite" in runs[0]["error"]
@@ -71,9 +70,8 @@ def test_a_claim_a_figure_or_a_store_write_that_raises_fails_the_run_and_the_swe
         broken = replace(PARITY, run=lambda config, ctx: {"unstorable": object()}, claims=(),
                          figures=lambda config, result: {})
     healthy = PARITY.config("quick", TINY)
-    args = Namespace(device="cpu", store=str(tmp_path / "s.sqlite"), json=True, scale="quick",
-                     seed=0, seeds=2, backend="local", ray_address=None)
-    cli.execute([(replace(broken, name="broken"), healthy), (PARITY, healthy)], args)
+    run_plan([(replace(broken, name="broken"), healthy), (PARITY, healthy)], scale="quick",
+             store=Store(tmp_path / "s.sqlite"), seeds=2)
     failed, done = Store(tmp_path / "s.sqlite").runs()
     assert failed["status"] == "failed" and done["status"] == "done"
     assert failed["error"].startswith("after the run") and "\n" not in failed["error"]

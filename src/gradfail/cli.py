@@ -19,7 +19,7 @@ import sys
 from typing import NoReturn
 
 from gradfail.errors import GradfailError
-from gradfail.experiment import SCALES, parse_overrides
+from gradfail.experiment import SCALES, claim_counts, parse_overrides
 from gradfail.store import DEFAULT_PATH
 
 VERDICT_STYLE = {"holds": "green", "fails": "red", "inconclusive": "magenta",
@@ -159,26 +159,15 @@ def cmd_reproduce(args) -> int:
 
 
 def execute(plan: list, args) -> int:
-    """Run each (experiment, config) in turn; a failed or diverged run does not stop the rest."""
-    from gradfail.runner import progress_bars, resolve_device, run_experiment
+    """Run the plan (gradfail.runner.run_plan) and print its outcomes."""
+    from gradfail.runner import resolve_device, run_plan
     from gradfail.store import Store
 
-    device = resolve_device(args.device)
+    resolve_device(args.device)  # a missing device is refused before the store is touched
     store = Store(args.store)
-    if args.backend == "ray":
-        from gradfail.distributed.ray_sweep import run_on_ray
-
-        outcomes = run_on_ray(plan, scale=args.scale, store_path=str(store.path),
-                              seed=args.seed, seeds=args.seeds, device=args.device,
-                              address=args.ray_address)
-    else:
-        outcomes = []
-        with progress_bars(enabled=sys.stdout.isatty() and not args.json) as progress:
-            for experiment, config in plan:
-                outcomes.append(run_experiment(
-                    experiment, config, scale=args.scale, store=store, seed=args.seed,
-                    n_seeds=args.seeds or experiment.seeds[args.scale], device=device,
-                    progress=progress))
+    outcomes = run_plan(plan, scale=args.scale, store=store, seed=args.seed, seeds=args.seeds,
+                        device=args.device, backend=args.backend, ray_address=args.ray_address,
+                        progress=sys.stdout.isatty() and not args.json)
     if args.json:
         print(json.dumps({"store": str(store.path), "runs": [o.as_json() for o in outcomes]},
                          indent=2, ensure_ascii=False))
@@ -209,7 +198,7 @@ def cmd_runs(args) -> int:
         table.add_row(str(run["id"]), run["experiment"], run["scale"],
                       f"{run['seed']}+{run['n_seeds']}", run["device"], styled_status(run["status"]),
                       f"{run['wall_s']:.1f}s" if run["wall_s"] else "–",
-                      claim_counts(run["claims"]), run["started_at"])
+                      counted(run["claims"]), run["started_at"])
     console().print(table)
     return 0
 
@@ -348,9 +337,8 @@ def styled_status(status: str) -> str:
     return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
 
 
-def claim_counts(claims: list[dict]) -> str:
-    counts = {verdict: sum(c["verdict"] == verdict for c in claims) for verdict in VERDICT_STYLE}
-    return ", ".join(f"{n} {verdict}" for verdict, n in counts.items() if n) or "–"
+def counted(claims: list[dict]) -> str:
+    return ", ".join(f"{n} {verdict}" for verdict, n in claim_counts(claims).items() if n) or "–"
 
 
 def print_outcome(outcome) -> None:

@@ -13,6 +13,13 @@ class ConfigError(GradfailError):
     """A setting that is unknown, of the wrong type or out of range."""
 
 
+def require_known(kind: str, name: str, known) -> str:
+    """`name`, or a one-line error when it is not among the `known` names of this kind."""
+    if name not in known:
+        raise ConfigError(f"unknown {kind} {name!r}; choose one of {', '.join(known)}")
+    return name
+
+
 class DeviceError(GradfailError):
     """A device that this machine does not have."""
 

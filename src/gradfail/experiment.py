@@ -16,23 +16,34 @@ import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
-from gradfail.errors import ConfigError, Diverged
+from gradfail.errors import ConfigError, Diverged, require_known
 
 SCALES = ("quick", "default", "paper")
 Scale = Literal["quick", "default", "paper"]
 Verdict = Literal["holds", "fails", "inconclusive", "not checked"]
+VERDICTS: tuple[Verdict, ...] = typing.get_args(Verdict)
+
+
+def claim_counts(claims: list[dict]) -> dict[str, int]:
+    """How many claims of each verdict."""
+    return {verdict: sum(claim["verdict"] == verdict for claim in claims) for verdict in VERDICTS}
 
 
 class Config(BaseModel):
     """Base of every experiment's config: unknown keys are refused, values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def known_name(kind: str, known) -> type[str]:
+    """A config field type: a str that must be one of `known` (a one-line error otherwise)."""
+    return Annotated[str, AfterValidator(lambda name: require_known(kind, name, known))]
 
 
 # --------------------------------------------------------------------------------------------

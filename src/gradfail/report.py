@@ -17,9 +17,8 @@ import jinja2
 
 import gradfail
 from gradfail import registry
+from gradfail.experiment import claim_counts
 from gradfail.store import Store
-
-VERDICTS = ("holds", "fails", "inconclusive", "not checked")
 
 
 def latest_runs(store: Store) -> list[dict]:
@@ -31,10 +30,6 @@ def latest_runs(store: Store) -> list[dict]:
     return sorted(latest.values(), key=lambda run: (
         order.index(run["experiment"]) if run["experiment"] in order else len(order),
         run["experiment"]))
-
-
-def claim_counts(claims: list[dict]) -> dict[str, int]:
-    return {verdict: sum(claim["verdict"] == verdict for claim in claims) for verdict in VERDICTS}
 
 
 def section(run: dict, out_dir: Path) -> dict:

@@ -193,6 +193,27 @@ def run_experiment(
                                f"{type(error).__name__}: {reason}")
 
 
+def run_plan(plan: list[tuple[Experiment, Config]], *, scale: str, store: Store, seed: int = 0,
+             seeds: int | None = None, device: str = "cpu", backend: str = "local",
+             ray_address: str | None = None, progress: bool = False) -> list[Outcome]:
+    """Each (experiment, config) in turn, locally or as Ray tasks (`backend`); a failed or
+    diverged run does not stop the rest. `seeds`: seeds trained together (default: the
+    experiment's for the scale); `progress`: bars on stderr."""
+    resolved = resolve_device(device)
+    if backend == "ray":
+        from gradfail.distributed.ray_sweep import run_on_ray
+
+        return run_on_ray(plan, scale=scale, store_path=str(store.path), seed=seed, seeds=seeds,
+                          device=device, address=ray_address)
+    outcomes = []
+    with progress_bars(enabled=progress) as bars:
+        for experiment, config in plan:
+            outcomes.append(run_experiment(
+                experiment, config, scale=scale, store=store, seed=seed,
+                n_seeds=seeds or experiment.seeds[scale], device=resolved, progress=bars))
+    return outcomes
+
+
 # --------------------------------------------------------------------------------------------
 # Progress bars on a terminal (rich), nothing otherwise.
 

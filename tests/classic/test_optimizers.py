@@ -46,7 +46,7 @@ def test_momentum_needs_fewer_steps_on_an_ill_conditioned_quadratic(cpu_context)
 
 def test_wilson_data_has_private_features_and_a_positive_majority():
     config = EXPERIMENT.config("quick")
-    x, y, test_x, test_y = optimizers.wilson_data(config, 0.6, torch.Generator().manual_seed(0))
+    x, y, test_x, test_y = optimizers.adaptive_methods_example(config, 0.6, torch.Generator().manual_seed(0))
     assert y.sum() > 0
     private = x[:, 3:]
     assert (private.sum(1) == torch.where(y > 0, 1.0, 5.0)).all()

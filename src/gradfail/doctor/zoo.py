@@ -24,6 +24,7 @@ from gradfail.data.lines import line_labels, random_lines, rasterise
 from gradfail.data.parity import random_signs
 from gradfail.doctor.monitor import Doctor
 from gradfail.doctor.rules import VERDICTS
+from gradfail.nets.batched import hinge_loss
 
 
 @dataclass
@@ -76,7 +77,7 @@ def mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def hinge(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return torch.relu(1 - out.squeeze(-1) * y).mean()
+    return hinge_loss(out.squeeze(-1), y).mean()
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,7 +135,7 @@ def lines_setup(seed: int, end_to_end: bool, k: int = 3) -> Setup:
     model = Scorer(end_to_end)
 
     def loss_fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return torch.relu(1 - out * (y if y.dim() == out.dim() else y[:, None])).mean()
+        return hinge_loss(out, y if y.dim() == out.dim() else y[:, None]).mean()
     return Setup(model, torch.optim.Adam(model.parameters(), lr=1e-3), loss_fn, batch)
 
 

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Annotated
 
 import torch
-from pydantic import AfterValidator
 from torch import nn
 
-from gradfail.errors import ConfigError
+from gradfail.errors import ConfigError, require_known
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu, "linear": lambda z: z,
@@ -29,18 +27,6 @@ INITS = {
     "he": "N(0, 2/n_in): He et al. 2015",
     "orthogonal": "a random (semi-)orthogonal matrix times the activation's gain: Saxe et al. 2013",
 }
-
-
-def require_known(kind: str, name: str, known) -> str:
-    """`name`, or a one-line error when it is not among the `known` names of this kind."""
-    if name not in known:
-        raise ConfigError(f"unknown {kind} {name!r}; choose one of {', '.join(known)}")
-    return name
-
-
-def known_name(kind: str, known) -> type[str]:
-    """A config field type: a str that must be one of `known` (checked by `require_known`)."""
-    return Annotated[str, AfterValidator(lambda name: require_known(kind, name, known))]
 
 
 def initial_weights(init: str, activation: str, n_models: int, n_in: int, n_out: int,

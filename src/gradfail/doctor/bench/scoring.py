@@ -16,7 +16,7 @@ import numpy as np
 
 from gradfail.doctor.bench import autotrainer
 from gradfail.doctor.rules import VERDICTS
-from gradfail.maths.statistics import wilson
+from gradfail.maths.statistics import wilson_interval
 
 WARM_UP = 0.1
 
@@ -61,7 +61,7 @@ def outcome(result: dict) -> dict:
 def interval(values: list[bool]) -> dict:
     if not values:
         return {"value": math.nan, "low": math.nan, "high": math.nan, "n": 0}
-    value, low, high, n = wilson(values)
+    value, low, high, n = wilson_interval(values)
     return {"value": value, "low": low, "high": high, "n": n}
 
 

@@ -23,8 +23,8 @@ import torch
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 from scipy.integrate import solve_ivp
 
-from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
-from gradfail.nets.deep import INITS, initial_weights, known_name
+from gradfail.experiment import Check, Claim, Config, Experiment, RunContext, known_name
+from gradfail.nets.deep import INITS, initial_weights
 from gradfail.plotting import log_ticks, new_figure
 
 

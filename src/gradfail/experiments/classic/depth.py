@@ -19,8 +19,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 from gradfail.data.digits import digits
-from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
-from gradfail.nets.deep import ACTIVATIONS, INITS, DeepMLP, expand_models, known_name
+from gradfail.experiment import Check, Claim, Config, Experiment, RunContext, known_name
+from gradfail.nets.deep import ACTIVATIONS, INITS, DeepMLP, expand_models
 from gradfail.plotting import band, log_ticks, new_figure, new_grid
 
 ActivationName = known_name("activation", ACTIVATIONS)

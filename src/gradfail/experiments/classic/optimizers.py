@@ -261,7 +261,7 @@ def summary(run: dict, lrs: list[float]) -> dict:
 # Wilson et al. 2017, §3.3: adaptive methods on an over-parameterised linear problem.
 
 
-def wilson_data(config: OptimizersConfig, p: float, generator: torch.Generator
+def adaptive_methods_example(config: OptimizersConfig, p: float, generator: torch.Generator
                 ) -> tuple[torch.Tensor, ...]:
     """x_i = (y_i, 1, 1, private features): 1 unique feature for a positive point, 5 for a
     negative one. Test points carry only (y, 1, 1): their private features are new, so no
@@ -287,12 +287,12 @@ def wilson_data(config: OptimizersConfig, p: float, generator: torch.Generator
 WILSON_LRS = {"sgd": 0.5, "adagrad": 0.1, "rmsprop": 1e-3, "adam": 1e-3}  # spec B7
 
 
-def wilson(config: OptimizersConfig, ctx: RunContext) -> dict:
+def run_adaptive_methods_example(config: OptimizersConfig, ctx: RunContext) -> dict:
     """Full-batch least squares from w = 0 with the spec's learning rates; per (p, seed) the
     training loss and training and test error of each method."""
     out: dict = {"p": config.wilson_p, "lrs": WILSON_LRS}
     generator = ctx.generator("wilson")
-    problems_ = [wilson_data(config, p, generator) for p in config.wilson_p
+    problems_ = [adaptive_methods_example(config, p, generator) for p in config.wilson_p
                  for _ in range(ctx.n_seeds)]
     width = max(x.shape[1] for x, *_ in problems_)
     x = torch.stack([torch.nn.functional.pad(x, (0, width - x.shape[1])) for x, *_ in problems_])
@@ -325,7 +325,7 @@ def run(config: OptimizersConfig, ctx: RunContext) -> dict:
         for optimizer in config.optimizers:
             sweeps.append(ctx.part(f"{optimizer} on {problem.name}",
                                    lambda p=problem, o=optimizer: sweep(config, p, o, ctx)))
-    return {"sweeps": sweeps, "wilson": ctx.part("wilson", lambda: wilson(config, ctx))}
+    return {"sweeps": sweeps, "wilson": ctx.part("wilson", lambda: run_adaptive_methods_example(config, ctx))}
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,7 +340,7 @@ def summaries(config: OptimizersConfig, result: dict) -> dict[str, dict[str, dic
     return out
 
 
-def check_wilson(config: OptimizersConfig, result: dict) -> Check:
+def check_adaptive_methods_example(config: OptimizersConfig, result: dict) -> Check:
     found, holds, parts = result["wilson"], True, []
     for i, p in enumerate(config.wilson_p):
         gd = np.asarray(found["sgd"]["test_error"])[i]
@@ -410,7 +410,7 @@ CLAIMS = (
           "classification, GD reaches test error 0 and Adagrad, RMSprop, Adam reach 1 − p "
           "(Wilson et al. 2017, §3.3; spec B7: 0.45 at p = 0.55)",
           "GD test error ≤ 0.05; adaptive test error within 3 binomial s.e. of 1 − p; all fit "
-          "the training set", check_wilson),
+          "the training set", check_adaptive_methods_example),
     Claim("no optimiser dominates", "no method clearly dominates across problems (Schmidt, "
           "Schneider & Hennig 2021)", "at least two different optimisers are fastest to the "
           "threshold on some problem", check_no_winner),

@@ -21,7 +21,7 @@ from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 
 from gradfail.distributed.server import ServerLogic
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
-from gradfail.maths.statistics import wilson
+from gradfail.maths.statistics import wilson_interval
 from gradfail.plotting import fractions, new_figure
 
 
@@ -127,7 +127,7 @@ def run(config: EscapeConfig, ctx: RunContext) -> dict:
 
 
 def reached(row: dict, config: EscapeConfig) -> tuple[float, float, float, int]:
-    return wilson(np.asarray(row["loss"], dtype=float) < config.success)
+    return wilson_interval(np.asarray(row["loss"], dtype=float) < config.success)
 
 
 def check_staleness_helps(config: EscapeConfig, result: dict) -> Check:

@@ -25,10 +25,10 @@ import torch
 from pydantic import Field, PositiveFloat, PositiveInt
 
 from gradfail.exact.relu import MAX_RELU_WIDTH, certify_relu
-from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
-from gradfail.maths.statistics import wilson
+from gradfail.experiment import Check, Claim, Config, Experiment, RunContext, known_name
+from gradfail.maths.statistics import wilson_interval
 from gradfail.nets.batched import hinge_loss
-from gradfail.nets.deep import known_name, mlp_forward, mlp_parameters
+from gradfail.nets.deep import mlp_forward, mlp_parameters
 from gradfail.plotting import fractions, log_ticks, new_grid
 
 KINDS = {
@@ -194,7 +194,7 @@ def success(instances: list[dict], arm: str, tolerance: float) -> tuple[float, f
     certified = [i for i in instances if i["certificate"]["certified"]]
     if not certified:
         return math.nan, math.nan, math.nan, 0
-    return wilson(np.concatenate([gaps(i, arm) <= tolerance for i in certified]))
+    return wilson_interval(np.concatenate([gaps(i, arm) <= tolerance for i in certified]))
 
 
 def describe(name: str, found: tuple) -> str:

@@ -12,14 +12,13 @@ skipping layer, and its measured wall time against the dense convolution.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
+from gradfail.maths.timing import median_seconds
 from gradfail.nets import convnet
 from gradfail.plotting import band, new_figure
 
@@ -84,16 +83,6 @@ def im2col_convolution(x: torch.Tensor, filters: torch.Tensor, bias: torch.Tenso
     out = torch.addmm(bias, F.unfold(x[:, None], kernel).transpose(1, 2).flatten(0, 1),
                       filters.T)
     return out.view(len(x), side, side, -1).permute(0, 3, 1, 2)
-
-
-def median_seconds(compute, repeats: int) -> float:
-    compute()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        compute()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 # --------------------------------------------------------------------------------------------

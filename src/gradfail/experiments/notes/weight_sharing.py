@@ -14,13 +14,13 @@ from __future__ import annotations
 import math
 import multiprocessing
 import resource
-import time
 
 import numpy as np
 import torch
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
+from gradfail.maths.timing import median_seconds
 from gradfail.nets import convnet
 from gradfail.plotting import band, log_ticks, new_figure
 
@@ -92,13 +92,10 @@ def cost(layer: str, config: SharingConfig) -> dict:
     params = [p.requires_grad_(True) for p in parameters(layer, config, 1,
                                                          torch.Generator().manual_seed(0))]
     x = torch.rand(1, config.memory_batch, config.size, config.size)
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        convnet.forward(params, x, config.kernel).square().sum().backward()
-        times.append(time.perf_counter() - start)
+    seconds = median_seconds(
+        lambda: convnet.forward(params, x, config.kernel).square().sum().backward(), 5)
     return {"layer": layer, "layer_parameters": params[0].numel() + params[1].numel(),
-            "parameters": sum(p.numel() for p in params), "seconds": float(np.median(times)),
+            "parameters": sum(p.numel() for p in params), "seconds": seconds,
             "peak_mb": peak_memory_mb(layer, config)}
 
 
