@@ -30,17 +30,13 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
 
 from gradfail.doctor import rules
+from gradfail.doctor.forward import Activations, Curvature, InputScale, LossInputs, Recurrence
 from gradfail.doctor.per_sample import GradientCapture
 from gradfail.doctor.quantities import (
-    Activations,
-    Curvature,
     GradientAlignment,
     GradientNoise,
     GradientZeros,
-    InputScale,
     LayerGradients,
-    LossInputs,
-    Recurrence,
     StaleGradients,
     StepQuality,
     StepView,

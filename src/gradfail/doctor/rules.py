@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gradfail.doctor import evidence as ev
+from gradfail.doctor.window import Window
 
 VERDICTS = ("diverged", "gradients accumulate", "probabilities fed to a log-loss",
             "unnormalised inputs", "flat activations", "dead units", "saturated activations",
@@ -118,7 +119,7 @@ def diagnose(history: list[dict], context: Context, window: int = 100) -> list[F
     full window."""
     if not history:
         return []
-    w = ev.Window(history, window, context)
+    w = Window(history, window, context)
     diverged = ev.diverged(w)
     if diverged is not None:
         return [diverged]
