@@ -263,11 +263,11 @@ CLAIMS = (
 )
 
 
-def figures(config: DepthConfig, result: dict) -> dict:
+def gradients_per_layer_figure(config: DepthConfig, result: dict):
     plain = result["at_init"]["plain"]
     deepest = max((d for d in config.init_depths if d <= 32), default=max(config.init_depths))
     index = config.init_depths.index(deepest)
-    fig1, axes = new_figure(ncols=len(config.activations), width=3.6, height=3.2)
+    fig, axes = new_figure(ncols=len(config.activations), width=3.6, height=3.2)
     axes = np.atleast_1d(axes)
     for ax, activation in zip(axes, config.activations, strict=True):
         for init in config.inits:
@@ -276,9 +276,12 @@ def figures(config: DepthConfig, result: dict) -> dict:
         ax.set(yscale="log", title=f"{activation}, {deepest} layers", xlabel="layer (1 = input)")
     axes[0].set_ylabel("‖∂L/∂W_layer‖ at init")
     axes[0].legend(fontsize=8)
-    fig1.suptitle("Per-layer weight-gradient norms at initialisation (Glorot & Bengio 2010)")
+    fig.suptitle("Per-layer weight-gradient norms at initialisation (Glorot & Bengio 2010)")
+    return fig
 
-    fig2, grid = new_grid(len(ARCHITECTURES), len(config.activations), width=3.4, height=2.6)
+
+def gradient_ratio_figure(config: DepthConfig, result: dict):
+    fig, grid = new_grid(len(ARCHITECTURES), len(config.activations), width=3.4, height=2.6)
     for row, architecture in zip(grid, ARCHITECTURES, strict=True):
         for ax, activation in zip(row, config.activations, strict=True):
             for init in config.inits:
@@ -292,9 +295,12 @@ def figures(config: DepthConfig, result: dict) -> dict:
         ax.set_xlabel("depth (weight layers)")
     for row in grid:
         row[0].set_ylabel("first / last gradient norm")
-    fig2.suptitle("Gradient ratio input layer / output layer against depth (grey: within 10×)")
+    fig.suptitle("Gradient ratio input layer / output layer against depth (grey: within 10×)")
+    return fig
 
-    fig3, (ax_steps, ax_fraction) = new_figure(ncols=2)
+
+def steps_to_target_figure(config: DepthConfig, result: dict):
+    fig, (ax_steps, ax_fraction) = new_figure(ncols=2)
     for net in config.nets:
         runs = [training_run(result, net.label, depth) for depth in config.train_depths]
         reached = np.array([np.asarray(r["steps_to_target"], dtype=float) for r in runs]).T
@@ -310,9 +316,12 @@ def figures(config: DepthConfig, result: dict) -> dict:
     for ax in (ax_steps, ax_fraction):
         log_ticks(ax, config.train_depths)
     ax_fraction.legend(fontsize=7)
+    return fig
 
+
+def training_curves_figure(config: DepthConfig, result: dict):
     deepest_trained = max(config.train_depths)
-    fig4, ax = new_figure(width=6.2)
+    fig, ax = new_figure(width=6.2)
     for net in config.nets:
         run = training_run(result, net.label, deepest_trained)
         band(ax, run["steps"], run["train_accuracy"], net.label)
@@ -320,9 +329,14 @@ def figures(config: DepthConfig, result: dict) -> dict:
     ax.set(xlabel="SGD step", ylabel="training accuracy",
            title=f"Training at depth {deepest_trained} (band = seeds)")
     ax.legend(fontsize=7)
-    return {"gradients_per_layer": fig1, "gradient_ratio": fig2, "steps_to_target": fig3,
-            "training_curves": fig4}
+    return fig
 
+
+def figures(config: DepthConfig, result: dict) -> dict:
+    return {"gradients_per_layer": gradients_per_layer_figure(config, result),
+            "gradient_ratio": gradient_ratio_figure(config, result),
+            "steps_to_target": steps_to_target_figure(config, result),
+            "training_curves": training_curves_figure(config, result)}
 
 
 EXPERIMENT = Experiment(

@@ -107,10 +107,7 @@ def train(config: FittingConfig, n: int, width: int, remedies: tuple[str, ...],
     generator = ctx.generator("init", key, n, width)
     params = [p.requires_grad_(True) for p in mlp_parameters(
         ctx.n_seeds, [64, width, width, 10], generator, ctx.device)]
-    optimiser = torch.optim.SGD(params, lr=config.lr, momentum=0.9,
-                                weight_decay=config.weight_decay if "L2" in remedies else 0.0)
-    schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.steps)
-                if "lr decay" in remedies else None)
+    optimiser, schedule = sgd_with_remedies(config, params, remedies)
     noise = ctx.generator("noise", key, n, width)
     drop = config.dropout if "dropout" in remedies else 0.0
 
@@ -152,13 +149,29 @@ def train(config: FittingConfig, n: int, width: int, remedies: tuple[str, ...],
         optimiser.step()
         if schedule is not None:
             schedule.step()
-    train_acc, test_acc = np.array(curves["train"]).T, np.array(curves["test"]).T
-    at = np.full(ctx.n_seeds, len(steps) - 1)
-    if held:
-        at = np.array(curves["validation"]).T.argmax(1)  # the best validation step, per seed
-    seeds = np.arange(ctx.n_seeds)
     return {"n": n, "width": width, "remedies": list(remedies), "steps": steps,
-            "train_accuracy": train_acc, "test_accuracy": test_acc,
+            **final_accuracies(curves, ctx.n_seeds)}
+
+
+def sgd_with_remedies(config: FittingConfig, params: list[torch.Tensor],
+                      remedies: tuple[str, ...]):
+    """SGD with momentum 0.9; weight decay for "L2", a cosine schedule for "lr decay"."""
+    optimiser = torch.optim.SGD(params, lr=config.lr, momentum=0.9,
+                                weight_decay=config.weight_decay if "L2" in remedies else 0.0)
+    schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.steps)
+                if "lr decay" in remedies else None)
+    return optimiser, schedule
+
+
+def final_accuracies(curves: dict[str, list], n_seeds: int) -> dict:
+    """The accuracy curves per seed, and the final ones: at the last step, or, with a
+    validation set (early stopping), at each seed's best validation step."""
+    train_acc, test_acc = np.array(curves["train"]).T, np.array(curves["test"]).T
+    at = np.full(n_seeds, train_acc.shape[1] - 1)
+    if curves["validation"]:
+        at = np.array(curves["validation"]).T.argmax(1)
+    seeds = np.arange(n_seeds)
+    return {"train_accuracy": train_acc, "test_accuracy": test_acc,
             "final_train": train_acc[seeds, at], "final_test": test_acc[seeds, at]}
 
 

@@ -16,6 +16,8 @@ vector p. The answer is linear and known, p = W⁻¹ f, a convolution with (1, �
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -79,63 +81,96 @@ class ConditioningConfig(Config):
 # The attempts: each maps a batch of curves f (seeds, B, n) to predicted kinks or curves.
 
 
-def train_attempt(config: ConditioningConfig, attempt: str, ctx: RunContext) -> dict:
-    """Validation errors every `eval_every` steps and the first two validation curves at the
-    checkpoints, per seed. Every attempt starts from zero weights (the code's init) except the
-    autoencoder (truncated normal)."""
+@dataclass
+class Curves:
+    """An attempt's training and validation curves per seed, with their kink vectors (None for
+    the autoencoder, whose kinks are real-valued: its "max" error is then over every point)."""
+
+    train_f: torch.Tensor
+    valid_f: torch.Tensor
+    p: torch.Tensor | None
+    valid_kinks: torch.Tensor | None
+
+
+def attempt_curves(config: ConditioningConfig, attempt: str, ctx: RunContext) -> Curves:
     seeds, n = ctx.n_seeds, config.n
     data = ctx.generator("data", attempt == "autoencoder")
+    count = seeds * (config.train_curves + config.validation_curves)
     if attempt == "autoencoder":
-        f = autoencoder_curves(seeds * (config.train_curves + config.validation_curves), n,
-                               config.k, data).float().view(seeds, -1, n)
+        f = autoencoder_curves(count, n, config.k, data).float().view(seeds, -1, n)
         p = None
     else:
-        p = kink_vectors(seeds * (config.train_curves + config.validation_curves), n, config.k,
-                         config.distribution, data).float().view(seeds, -1, n)
+        p = kink_vectors(count, n, config.k, config.distribution, data).float().view(seeds, -1, n)
         f = curves_of(p.double()).float()
-    train_f, valid_f = f[:, :config.train_curves], f[:, config.train_curves:]
-    valid_kinks = None if p is None else p[:, config.train_curves:] != 0  # the autoencoder's
-    # kinks are real-valued, so its "max" is over every point
+    return Curves(f[:, :config.train_curves], f[:, config.train_curves:], p,
+                  None if p is None else p[:, config.train_curves:] != 0)
 
+
+@dataclass
+class Learner:
+    """What an attempt trains (its weights), how it predicts, and its step budget, lr and batch."""
+
+    weights: list[torch.Tensor]
+    predict: Callable[[torch.Tensor], torch.Tensor]
+    steps: int
+    lr: float
+    batch: int
+
+
+def attempt_learner(config: ConditioningConfig, attempt: str, train_f: torch.Tensor,
+                    ctx: RunContext) -> Learner:
+    """Zero weights (the code's init), except the autoencoder's truncated normal."""
+    seeds, n = ctx.n_seeds, config.n
     if attempt == "full linear":
         weights = [torch.zeros(seeds, n, n, device=ctx.device, requires_grad=True)]
-        predict = lambda f: f @ weights[0]  # noqa: E731  (p̂ = f Û)
-        steps, lr, batch = config.full_steps, config.full_lr, config.batch_size
-    elif attempt == "autoencoder":
+        return Learner(weights, lambda f: f @ weights[0], config.full_steps, config.full_lr,
+                       config.batch_size)  # p̂ = f Û
+    if attempt == "autoencoder":
         generator = ctx.generator("init", attempt)
         encoder = BatchedMLP(seeds, [n, 500, 100, 2 * config.k], generator, ctx.device)
         decoder = BatchedMLP(seeds, [2 * config.k, 100, 100, n], generator, ctx.device)
-        weights = [*encoder.parameters(), *decoder.parameters()]
-        predict = lambda f: decoder(torch.relu(encoder(f)))  # noqa: E731  (ReLU on the code too)
-        steps, lr, batch = config.autoencoder_steps, config.autoencoder_lr, config.batch_size
-    else:
-        weights = [torch.zeros(seeds, 3, device=ctx.device, requires_grad=True)]
-        transform = whitening(train_f) if attempt == "whitened convolution" else None
-        predict = lambda f: convolve(f, weights[0], transform)  # noqa: E731
-        steps, lr, batch = ((config.whitened_steps, config.whitened_lr,
-                             config.whitened_batch_size) if transform is not None else
-                            (config.conv_steps, config.conv_lr, config.batch_size))
-    optimiser = paper_adam(weights, lr=lr, **TF_ADAM)
+        return Learner([*encoder.parameters(), *decoder.parameters()],
+                       lambda f: decoder(torch.relu(encoder(f))),  # ReLU on the code too
+                       config.autoencoder_steps, config.autoencoder_lr, config.batch_size)
+    weights = [torch.zeros(seeds, 3, device=ctx.device, requires_grad=True)]
+    if attempt == "whitened convolution":
+        transform = whitening(train_f)
+        return Learner(weights, lambda f: convolve(f, weights[0], transform),
+                       config.whitened_steps, config.whitened_lr, config.whitened_batch_size)
+    return Learner(weights, lambda f: convolve(f, weights[0]), config.conv_steps, config.conv_lr,
+                   config.batch_size)
 
-    def reconstruct(curves: torch.Tensor) -> torch.Tensor:
-        out = predict(curves)
+
+def train_attempt(config: ConditioningConfig, attempt: str, ctx: RunContext) -> dict:
+    """Validation errors every `eval_every` steps and the first two validation curves at the
+    checkpoints, per seed."""
+    seeds, n = ctx.n_seeds, config.n
+    curves = attempt_curves(config, attempt, ctx)
+    train_f, valid_f, p = curves.train_f, curves.valid_f, curves.p
+    learner = attempt_learner(config, attempt, train_f, ctx)
+    optimiser = paper_adam(learner.weights, lr=learner.lr, **TF_ADAM)
+
+    def reconstruct(f: torch.Tensor) -> torch.Tensor:
+        out = learner.predict(f)
         return out if p is None else curves_of(out)  # f̂ = W p̂
 
     def loss_of(index: torch.Tensor) -> torch.Tensor:
         batch_f = train_f.gather(1, index[..., None].expand(-1, -1, n))
         if p is None:
-            return (predict(batch_f) - batch_f).square().mean((1, 2))
-        squared = (predict(batch_f) - p[:, :config.train_curves].gather(
+            return (learner.predict(batch_f) - batch_f).square().mean((1, 2))
+        squared = (learner.predict(batch_f) - p[:, :config.train_curves].gather(
             1, index[..., None].expand(-1, -1, n))).square()
         return squared.sum(-1).mean(-1) if attempt == "full linear" else squared.mean((1, 2))
 
     sampler = ctx.generator("batches", attempt)
     record = {"steps": [], "rmse": [], "max": [], "snapshots": {}}
+    steps = learner.steps
     with ctx.track(f"conditioning: {attempt}", steps) as advance:
         for step in range(steps + 1):
             if step % config.eval_every == 0 or step == steps or step in config.checkpoints:
                 with torch.no_grad():
-                    rmse, worst = relative_errors(reconstruct(valid_f), valid_f, valid_kinks)
+                    rmse, worst = relative_errors(reconstruct(valid_f), valid_f,
+                                                  curves.valid_kinks)
                     if step in config.checkpoints or step == steps:
                         record["snapshots"][step] = reconstruct(valid_f[:, :2])[0]
                 record["steps"].append(step)
@@ -143,7 +178,7 @@ def train_attempt(config: ConditioningConfig, attempt: str, ctx: RunContext) -> 
                 record["max"].append(worst.tolist())
             if step == steps:
                 break
-            index = torch.randint(config.train_curves, (seeds, batch), generator=sampler,
+            index = torch.randint(config.train_curves, (seeds, learner.batch), generator=sampler,
                                   device=ctx.device)
             loss = loss_of(index)
             optimiser.zero_grad(set_to_none=True)
