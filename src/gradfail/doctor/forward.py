@@ -39,15 +39,15 @@ class Activations(Quantity):
     def measure(self, view: StepView) -> dict:
         if view.trace is None:
             return {}
-        found: dict = {"sites": {site.name: site for site in view.trace.sites.values()}}
+        readings: dict = {"sites": {site.name: site for site in view.trace.sites.values()}}
         for site in view.trace.sites.values():
-            found[f"summary/{site.name}"] = torch.stack(site.summaries).mean(0)
+            readings[f"summary/{site.name}"] = torch.stack(site.summaries).mean(0)
             if site.kind == "one-sided":
-                found[f"dead/{site.name}"] = self._dead(site)
+                readings[f"dead/{site.name}"] = self._dead(site)
             if site.reached:
-                found[f"first/{site.name}"] = site.reached[0]
-                found[f"last/{site.name}"] = site.reached[-1]
-        return found
+                readings[f"first/{site.name}"] = site.reached[0]
+                readings[f"last/{site.name}"] = site.reached[-1]
+        return readings
 
     def _dead(self, site) -> torch.Tensor:
         """The share of units never active over this and the last measured steps."""
@@ -60,27 +60,27 @@ class Activations(Quantity):
         return 1 - torch.stack(recent).amax(0).mean()
 
     def derive(self, raw: dict, view: StepView) -> dict[str, float]:
-        found = {}
+        readings = {}
         for name, site in raw.get("sites", {}).items():
             zero, tiny, square, passing = raw[f"summary/{name}"]
-            found[f"kind/{name}"] = float(KINDS.index(site.kind))
-            found[f"order/{name}"] = float(site.order)
+            readings[f"kind/{name}"] = float(KINDS.index(site.kind))
+            readings[f"order/{name}"] = float(site.order)
             if site.final:
-                found[f"final/{name}"] = 1.0
-            found[f"input_rms/{name}"] = math.sqrt(square)
-            found[f"passing/{name}"] = passing
+                readings[f"final/{name}"] = 1.0
+            readings[f"input_rms/{name}"] = math.sqrt(square)
+            readings[f"passing/{name}"] = passing
             if site.kind == "flat":
-                found[f"flat/{name}"] = zero
+                readings[f"flat/{name}"] = zero
             elif site.kind == "one-sided":
-                found[f"dead/{name}"] = raw[f"dead/{name}"]
+                readings[f"dead/{name}"] = raw[f"dead/{name}"]
             elif site.kind == "saturating":
-                found[f"saturated/{name}"] = tiny
+                readings[f"saturated/{name}"] = tiny
             if f"first/{name}" in raw:
-                found[f"act_grad/{name}"] = math.sqrt(raw[f"first/{name}"])
+                readings[f"act_grad/{name}"] = math.sqrt(raw[f"first/{name}"])
                 if len(site.reached) > 1:
-                    found[f"act_grad_last_call/{name}"] = math.sqrt(raw[f"last/{name}"])
-                    found[f"calls/{name}"] = float(len(site.reached))
-        return found
+                    readings[f"act_grad_last_call/{name}"] = math.sqrt(raw[f"last/{name}"])
+                    readings[f"calls/{name}"] = float(len(site.reached))
+        return readings
 
 
 @dataclass
@@ -97,7 +97,7 @@ class Recurrence(Quantity):
     traced: bool = True
 
     def measure(self, view: StepView) -> dict:
-        found = {}
+        readings = {}
         for name, (module, x) in (view.recurrent or {}).items():
             sequence = x[:self.samples] if module.batch_first else x[:, :self.samples]
             sequence = sequence.detach().clone().requires_grad_(True)
@@ -109,15 +109,15 @@ class Recurrence(Quantity):
                 grad, = torch.autograd.grad((last * direction).sum(), sequence)
             time_axis = 1 if module.batch_first else 0
             norms = grad.square().sum(-1).sum(1 - time_axis)  # (T,)
-            found[name] = norms[[0, -1]].sqrt()
-        return found
+            readings[name] = norms[[0, -1]].sqrt()
+        return readings
 
     def derive(self, raw: dict, view: StepView) -> dict[str, float]:
-        found = {}
+        readings = {}
         for name, (first, last) in raw.items():
-            found[f"time_ratio/{name}"] = first / last if last > 0 else math.inf
-            found[f"gated/{name}"] = float(not isinstance(view.recurrent[name][0], nn.RNN))
-        return found
+            readings[f"time_ratio/{name}"] = first / last if last > 0 else math.inf
+            readings[f"gated/{name}"] = float(not isinstance(view.recurrent[name][0], nn.RNN))
+        return readings
 
 
 @dataclass
@@ -144,11 +144,11 @@ class InputScale(Quantity):
             return {"batch_size": x.shape[0]}
         axis = 1 if x.dim() >= 4 else -1
         features = x.detach().movedim(axis, -1).reshape(-1, x.shape[axis]).float()
-        found = {"rms": features.square().mean(0).sqrt(), "std": features.std(0),
+        readings = {"rms": features.square().mean(0).sqrt(), "std": features.std(0),
                  "batch_size": x.shape[0]}
         if x.dim() == 2 and 2 <= x.shape[1] <= self.features:
-            found["correlation_condition"] = self._condition(features.double())
-        return found
+            readings["correlation_condition"] = self._condition(features.double())
+        return readings
 
     def _condition(self, x: torch.Tensor) -> torch.Tensor:
         if self._moments is None or self._moments[1].shape[0] != x.shape[1]:
@@ -179,13 +179,13 @@ class InputScale(Quantity):
             return {"batch_size": float(raw["batch_size"])} if raw else {}
         rms, std = raw["rms"], raw["std"]
         varying = [s for s in std if s > 1e-8]
-        found = {"input_rms_max": max(rms), "input_rms_median": sorted(rms)[len(rms) // 2],
+        readings = {"input_rms_max": max(rms), "input_rms_median": sorted(rms)[len(rms) // 2],
                  "batch_size": float(raw["batch_size"])}
         if len(varying) >= 2:
-            found["input_std_spread"] = max(varying) / min(varying)
+            readings["input_std_spread"] = max(varying) / min(varying)
         if "correlation_condition" in raw:
-            found["input_condition"] = raw["correlation_condition"]
-        return found
+            readings["input_condition"] = raw["correlation_condition"]
+        return readings
 
 
 @dataclass
@@ -203,29 +203,29 @@ class LossInputs(Quantity):
     traced: bool = True
 
     def measure(self, view: StepView) -> dict:
-        found = {}
+        readings = {}
         if view.trace is not None and view.trace.log_losses:
             first = view.trace.log_losses[0]
-            found["loss_kind"] = first["loss"]
-            found |= {k: v for k, v in first.items() if k != "loss"}
+            readings["loss_kind"] = first["loss"]
+            readings |= {k: v for k, v in first.items() if k != "loss"}
         if view.baseline is not None:
             with torch.no_grad():
                 baseline = view.baseline()
             if baseline is not None and baseline.numel() == 1:
-                found["baseline_loss"] = baseline.detach().reshape(())
-        return found
+                readings["baseline_loss"] = baseline.detach().reshape(())
+        return readings
 
     def derive(self, raw: dict, view: StepView) -> dict[str, float]:
-        found = {}
+        readings = {}
         if "probabilities" in raw:
-            found[f"probability_inputs/{raw['loss_kind']}"] = raw["probabilities"]
+            readings[f"probability_inputs/{raw['loss_kind']}"] = raw["probabilities"]
         if "accuracy" in raw:
-            found["accuracy"] = raw["accuracy"]
+            readings["accuracy"] = raw["accuracy"]
         if "purity" in raw:
-            found["batch_purity"], found["batch_class"] = raw["purity"], float(raw["majority"])
+            readings["batch_purity"], readings["batch_class"] = raw["purity"], float(raw["majority"])
         if "baseline_loss" in raw:
-            found["baseline_loss"] = raw["baseline_loss"]
-        return found
+            readings["baseline_loss"] = raw["baseline_loss"]
+        return readings
 
 
 @dataclass
@@ -253,12 +253,12 @@ class Curvature(Quantity):
             generator = torch.Generator(device=view.params[0].device).manual_seed(view.step)
             start = curvature.rademacher(hessian, generator)
             low, high, first = curvature.lanczos(hessian, self.lanczos_steps, start)
-            found = {"lambda_min": low, "lambda_max": high}
+            readings = {"lambda_min": low, "lambda_max": high}
             if self.probes:
-                found["trace"], found["trace_se"] = curvature.hutchinson_trace(
+                readings["trace"], readings["trace_se"] = curvature.hutchinson_trace(
                     hessian, self.probes, generator, (first,))
         if view.plain_sgd:
             momentum = view.setting("momentum", 0.0)
-            found |= {"lr_lambda_max": view.setting("lr") * high,
+            readings |= {"lr_lambda_max": view.setting("lr") * high,
                       "stability_limit": 2 * (1 + momentum)}
-        return found
+        return readings

@@ -103,23 +103,23 @@ class LayerGradients(Quantity):
         count, squares, layers = view.count, raw["squares"], len(view.layer_names)
         grads = per_layer(squares[:count], view.layer_numbers, layers)
         weights = per_layer(squares[count:2 * count], view.layer_numbers, layers)
-        found = {"grad_norm": math.sqrt(sum(grads)), "weight_norm": math.sqrt(sum(weights))}
+        readings = {"grad_norm": math.sqrt(sum(grads)), "weight_norm": math.sqrt(sum(weights))}
         if view.optimizer is not None:
-            found["lr"] = view.setting("lr")
+            readings["lr"] = view.setting("lr")
         for i, name in enumerate(view.layer_names):
             if i in view.seen:
-                found[f"grad_norm/{name}"] = math.sqrt(grads[i])
-                found[f"grad_ratio/{name}"] = math.sqrt(grads[i] / max(weights[i], 1e-24))
+                readings[f"grad_norm/{name}"] = math.sqrt(grads[i])
+                readings[f"grad_ratio/{name}"] = math.sqrt(grads[i] / max(weights[i], 1e-24))
             if not math.isfinite(weights[i]):
-                found[f"nonfinite/weight/{name}"] = 1.0
+                readings[f"nonfinite/weight/{name}"] = 1.0
             elif not math.isfinite(grads[i]):
-                found[f"nonfinite/grad/{name}"] = 1.0
+                readings[f"nonfinite/grad/{name}"] = 1.0
         if len(squares) > 2 * count:
             changes = per_layer(squares[2 * count:], view.layer_numbers, layers)
-            found["update_ratio"] = math.sqrt(sum(changes) / max(sum(weights), 1e-24))
-            found |= {f"update_ratio/{name}": math.sqrt(changes[i] / max(weights[i], 1e-24))
+            readings["update_ratio"] = math.sqrt(sum(changes) / max(sum(weights), 1e-24))
+            readings |= {f"update_ratio/{name}": math.sqrt(changes[i] / max(weights[i], 1e-24))
                       for i, name in enumerate(view.layer_names)}
-        return found
+        return readings
 
 
 @dataclass
@@ -191,23 +191,23 @@ class GradientAlignment(Quantity):
     def measure(self, view: StepView) -> dict:
         if self._kept_at != view.step - 1 or self._previous is None:
             return {}
-        found = {"dot": sum_of_dots(gradients(view), self._previous),
+        readings = {"dot": sum_of_dots(gradients(view), self._previous),
                  "before": squared_norms(self._previous).sum(),
                  "now": view.squares[:view.count].sum()}
         if view.changes is not None and self._previous_change is not None:
-            found |= {"change_dot": sum_of_dots(view.changes, self._previous_change),
+            readings |= {"change_dot": sum_of_dots(view.changes, self._previous_change),
                       "change_before": squared_norms(self._previous_change).sum(),
                       "change_now": view.squares[2 * view.count:].sum()}
-        return found
+        return readings
 
     def derive(self, raw: dict, view: StepView) -> dict[str, float]:
-        found = {}
+        readings = {}
         if raw.get("before", 0) > 0 and raw["now"] > 0:
-            found["grad_cosine"] = raw["dot"] / math.sqrt(raw["before"] * raw["now"])
+            readings["grad_cosine"] = raw["dot"] / math.sqrt(raw["before"] * raw["now"])
         if raw.get("change_before", 0) > 0 and raw["change_now"] > 0:
-            found["update_cosine"] = raw["change_dot"] / math.sqrt(raw["change_before"]
+            readings["update_cosine"] = raw["change_dot"] / math.sqrt(raw["change_before"]
                                                                    * raw["change_now"])
-        return found
+        return readings
 
     def due_next(self, step: int) -> bool:
         return self.every is not None and (step + 1) % self.every == 0
@@ -347,14 +347,14 @@ class GradientNoise(Quantity):
 def as_floats(readings: list[dict]) -> list[dict]:
     """The readings with every tensor among them moved off the device in one transfer: a 0-d
     tensor becomes a float, a larger one a list of floats; other values are kept."""
-    tensors = {id(v): v for found in readings for v in found.values()
+    tensors = {id(v): v for reading in readings for v in reading.values()
                if isinstance(v, torch.Tensor)}
     flat = [t.detach().reshape(-1).float() for t in tensors.values()]
     moved = iter(torch.cat(flat).tolist() if flat else [])
     converted = {key: next(moved) if t.dim() == 0 else [next(moved) for _ in range(t.numel())]
                  for key, t in tensors.items()}
-    return [{k: converted[id(v)] if isinstance(v, torch.Tensor) else v for k, v in found.items()}
-            for found in readings]
+    return [{k: converted[id(v)] if isinstance(v, torch.Tensor) else v for k, v in reading.items()}
+            for reading in readings]
 
 
 def trainable_layers(model: nn.Module) -> dict[str, list[torch.Tensor]]:
