@@ -166,52 +166,52 @@ def run(config: CostConfig, ctx: RunContext) -> dict:
 # Claims.
 
 
-def table(found: dict, key: str) -> dict[tuple[str, float], float]:
+def table(at_size: dict, key: str) -> dict[tuple[str, float], float]:
     """{(penalty, strength): mean over seeds of a measure} at one size."""
-    return {tuple(s): float(np.mean(v)) for s, v in zip(found["settings"], found[key],
+    return {tuple(s): float(np.mean(v)) for s, v in zip(at_size["settings"], at_size[key],
                                                          strict=True)}
 
 
-def gap(found: dict) -> dict[tuple[str, float], float]:
-    test, train_ = table(found, "test_error"), table(found, "train_error")
+def gap(at_size: dict) -> dict[tuple[str, float], float]:
+    test, train_ = table(at_size, "test_error"), table(at_size, "train_error")
     return {s: test[s] - train_[s] for s in test}
 
 
-def strongest(found: dict, penalty_name: str) -> tuple[str, float]:
-    return max((tuple(s) for s in found["settings"] if s[0] == penalty_name),
+def strongest(at_size: dict, penalty_name: str) -> tuple[str, float]:
+    return max((tuple(s) for s in at_size["settings"] if s[0] == penalty_name),
                key=lambda s: s[1])
 
 
 def check_sparse(config: CostConfig, result: dict) -> Check:
-    found = result["sizes"][-1]
-    sparsity = table(found, "sparsity")
+    at_size = result["sizes"][-1]
+    sparsity = table(at_size, "sparsity")
     none = sparsity[("none", 0.0)]
-    rises = {p: sparsity[strongest(found, p)] - none for p in ("L1 activations", "KL sparsity")}
+    rises = {p: sparsity[strongest(at_size, p)] - none for p in ("L1 activations", "KL sparsity")}
     return Check.judge(all(r > 0 for r in rises.values()), min(rises.values()), "; ".join(
-        f"{p} {strongest(found, p)[1]:g}: {sparsity[strongest(found, p)]:.0%} silent" for p in
-        rises) + f"; none: {none:.0%} silent (n={found['n']:,}, activations < {SPARSE_BELOW})")
+        f"{p} {strongest(at_size, p)[1]:g}: {sparsity[strongest(at_size, p)]:.0%} silent" for p in
+        rises) + f"; none: {none:.0%} silent (n={at_size['n']:,}, activations < {SPARSE_BELOW})")
 
 
 def check_weight_decay(config: CostConfig, result: dict) -> Check:
-    found = result["sizes"][0]
-    gaps = gap(found)
+    at_size = result["sizes"][0]
+    gaps = gap(at_size)
     best = {p: min((s for s in gaps if s[0] == p), key=gaps.get)
             for p in ("L2 weights", "L1 weights")}
     shrink = {p: gaps[("none", 0.0)] - gaps[s] for p, s in best.items()}
     return Check.judge(all(v > 0 for v in shrink.values()), min(shrink.values()), f"n="
-                       f"{found['n']}: gap (held-out − training MSE) none "
+                       f"{at_size['n']}: gap (held-out − training MSE) none "
                        f"{gaps[('none', 0.0)]:.4f}; " + "; ".join(
                            f"{p} {s[1]:g}: {gaps[s]:.4f}" for p, s in best.items()))
 
 
 def sparsity_gap_correlations(result: dict) -> list[tuple[int, float, float]]:
     """(n, Spearman ρ, p) between sparsity and generalisation gap over settings × seeds."""
-    found = []
+    correlations = []
     for size in result["sizes"]:
         gaps = np.asarray(size["test_error"]) - np.asarray(size["train_error"])
         rho, p = scipy.stats.spearmanr(np.ravel(size["sparsity"]), np.ravel(gaps))
-        found.append((size["n"], float(rho), float(p)))
-    return found
+        correlations.append((size["n"], float(rho), float(p)))
+    return correlations
 
 
 def check_link(config: CostConfig, result: dict) -> Check:
@@ -222,12 +222,12 @@ def check_link(config: CostConfig, result: dict) -> Check:
 
 
 def check_classifier(config: CostConfig, result: dict) -> Check:
-    found = result["sizes"][-1]
-    accuracy = table(found, "accuracy")
+    at_size = result["sizes"][-1]
+    accuracy = table(at_size, "accuracy")
     best = max((s for s in accuracy if s[0] in ("L1 activations", "KL sparsity")),
                key=accuracy.get)
     gain = accuracy[best] - accuracy[("none", 0.0)]
-    return Check.judge(gain > 0, gain, f"n={found['n']:,}: linear classifier on the codes, "
+    return Check.judge(gain > 0, gain, f"n={at_size['n']:,}: linear classifier on the codes, "
                        f"none {accuracy[('none', 0.0)]:.3f}, best sparse {best[0]} {best[1]:g} "
                        f"{accuracy[best]:.3f}")
 
@@ -255,16 +255,16 @@ def figures(config: CostConfig, result: dict) -> dict:
     measures = (("test_error", "held-out reconstruction MSE", "Reconstruction"),
                 ("sparsity", f"fraction of activations < {SPARSE_BELOW}", "Sparsity"),
                 ("accuracy", "linear classifier accuracy", "Codes read out linearly"))
-    found = result["sizes"][-1]
+    at_size = result["sizes"][-1]
     for ax, (key, label, title) in zip(axes, measures, strict=False):
-        values = table(found, key)
+        values = table(at_size, key)
         for p in PENALTIES:
             settings = sorted(s for s in values if s[0] == p)
             ax.plot([s[1] for s in settings], [values[s] for s in settings], "o-",
                     color=COLOURS[p], label=p)
         ax.axhline(values[("none", 0.0)], color="black", ls=":", label="none")
         ax.set(xscale="log", xlabel="penalty strength", ylabel=label,
-               title=f"{title} (n={found['n']:,})")
+               title=f"{title} (n={at_size['n']:,})")
     axes[0].legend(fontsize=7)
     ax = axes[3]
     for size, marker in zip(result["sizes"], "os^v<>", strict=False):

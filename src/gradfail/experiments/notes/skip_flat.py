@@ -147,10 +147,10 @@ def run(config: SkipConfig, ctx: RunContext) -> dict:
 # Claims.
 
 
-def cheapest_free_skip(found: dict) -> dict:
+def cheapest_free_skip(sweep: dict) -> dict:
     """The row skipping the most patches whose mean accuracy is within the tolerance of dense."""
-    dense = float(np.mean(found["dense_accuracy"]))
-    free = [r for r in found["rows"] if np.mean(r["accuracy"]) >= dense - ACCURACY_TOLERANCE]
+    dense = float(np.mean(sweep["dense_accuracy"]))
+    free = [r for r in sweep["rows"] if np.mean(r["accuracy"]) >= dense - ACCURACY_TOLERANCE]
     return max(free, key=lambda r: r["skipped"])
 
 
@@ -162,24 +162,24 @@ def check_exact(config: SkipConfig, result: dict) -> Check:
 
 
 def check_free(config: SkipConfig, result: dict) -> Check:
-    found = {s["dataset"]: (cheapest_free_skip(s), float(np.mean(s["dense_accuracy"])))
-             for s in result["sweeps"]}
-    return Check.judge(all(row["skipped"] >= MOST for row, _ in found.values()),
-                       min(row["skipped"] for row, _ in found.values()),
+    best = {s["dataset"]: (cheapest_free_skip(s), float(np.mean(s["dense_accuracy"])))
+            for s in result["sweeps"]}
+    return Check.judge(all(row["skipped"] >= MOST for row, _ in best.values()),
+                       min(row["skipped"] for row, _ in best.values()),
                        "; ".join(f"{d}: {row['skipped']:.0%} skipped at variance ≤ "
                                  f"{row['threshold']:g}, accuracy {np.mean(row['accuracy']):.3f} "
-                                 f"(dense {dense:.3f})" for d, (row, dense) in found.items()))
+                                 f"(dense {dense:.3f})" for d, (row, dense) in best.items()))
 
 
 def check_time(config: SkipConfig, result: dict) -> Check:
-    found = {s["dataset"]: (cheapest_free_skip(s), s) for s in result["sweeps"]}
-    speedups = {d: s["dense_seconds"] / row["seconds"] for d, (row, s) in found.items()}
+    best = {s["dataset"]: (cheapest_free_skip(s), s) for s in result["sweeps"]}
+    speedups = {d: s["dense_seconds"] / row["seconds"] for d, (row, s) in best.items()}
     return Check.judge(all(v > 1 for v in speedups.values()), min(speedups.values()),
                        "; ".join(f"{d} ({s['images']:,} images): dense "
                                  f"{s['dense_seconds'] * 1e3:.1f} ms (im2col "
                                  f"{s['im2col_seconds'] * 1e3:.1f}), skipping {row['skipped']:.0%} "
                                  f"{row['seconds'] * 1e3:.1f} ms: × {speedups[d]:.2f}"
-                                 for d, (row, s) in found.items()))
+                                 for d, (row, s) in best.items()))
 
 
 CLAIMS = (
@@ -199,16 +199,16 @@ CLAIMS = (
 
 def figures(config: SkipConfig, result: dict) -> dict:
     fig, (ax_skip, ax_acc, ax_time) = new_figure(ncols=3, width=4.4)
-    for found, colour in zip(result["sweeps"], ("tab:blue", "tab:orange"), strict=True):
-        rows, name = found["rows"], found["dataset"]
+    for sweep, colour in zip(result["sweeps"], ("tab:blue", "tab:orange"), strict=True):
+        rows, name = sweep["rows"], sweep["dataset"]
         thresholds = [r["threshold"] for r in rows]
         skipped = [r["skipped"] for r in rows]
         ax_skip.plot(thresholds, skipped, "o-", color=colour, label=name)
         band(ax_acc, thresholds, np.array([r["accuracy"] for r in rows]).T, name, colour)
-        ax_acc.axhline(np.mean(found["dense_accuracy"]), color=colour, ls=":", lw=1)
-        ax_time.plot(skipped, [r["seconds"] / found["dense_seconds"] for r in rows], "o-",
+        ax_acc.axhline(np.mean(sweep["dense_accuracy"]), color=colour, ls=":", lw=1)
+        ax_time.plot(skipped, [r["seconds"] / sweep["dense_seconds"] for r in rows], "o-",
                      color=colour, label=f"{name}: skipping")
-        ax_time.axhline(found["im2col_seconds"] / found["dense_seconds"], color=colour,
+        ax_time.axhline(sweep["im2col_seconds"] / sweep["dense_seconds"], color=colour,
                         ls="--", lw=1, label=f"{name}: dense im2col")
     for ax in (ax_skip, ax_acc):
         ax.set_xscale("symlog", linthresh=min(t for t in config.thresholds if t > 0))
