@@ -166,26 +166,26 @@ class Program:
             shape=(self._n_rows, len(self.lower)))
         start = time.perf_counter()
         with native_stdout_silenced():
-            found = optimize.milp(
+            solution = optimize.milp(
                 sign * c, integrality=np.array(self.integer),
                 bounds=optimize.Bounds(self.lower, self.upper),
                 constraints=optimize.LinearConstraint(matrix, np.concatenate(self._low),
                                                       np.concatenate(self._high)),
                 options={"time_limit": time_limit, "mip_rel_gap": MIP_REL_GAP})
         seconds = time.perf_counter() - start
-        status = {0: "optimal", 2: "infeasible"}.get(found.status, "time limit")
-        if found.status not in (0, 1, 2):
-            raise ConfigError(f"HiGHS could not solve the program: {found.message}")
-        objective = sign * found.fun if found.x is not None else math.inf
-        bound = getattr(found, "mip_dual_bound", None)
+        status = {0: "optimal", 2: "infeasible"}.get(solution.status, "time limit")
+        if solution.status not in (0, 1, 2):
+            raise ConfigError(f"HiGHS could not solve the program: {solution.message}")
+        objective = sign * solution.fun if solution.x is not None else math.inf
+        bound = getattr(solution, "mip_dual_bound", None)
         if status == "optimal":
             bound = objective
         else:
             bound = -math.inf if bound is None or not math.isfinite(bound) else sign * bound
         if status == "infeasible":
             objective = bound = math.inf
-        return Solved(found.x, float(objective), float(bound), status, seconds,
-                      int(getattr(found, "mip_node_count", 0) or 0))
+        return Solved(solution.x, float(objective), float(bound), status, seconds,
+                      int(getattr(solution, "mip_node_count", 0) or 0))
 
 
 @dataclass(frozen=True)

@@ -154,14 +154,14 @@ def critical_points(config: SaddlesConfig, task: dict, ctx: RunContext) -> dict:
     picks = np.unique(np.geomspace(1, len(run["step"]), config.snapshots).astype(int) - 1)
     snapshots = run["path"][:, picks].reshape(-1, starts.shape[1])
     points = newton_to_critical(task, snapshots, config.newton_steps)
-    found = {"theta": points, **spectrum(task, points)}
-    critical = found["gradient_norm"] < config.critical_gradient
+    points_found = {"theta": points, **spectrum(task, points)}
+    critical = points_found["gradient_norm"] < config.critical_gradient
     return {"trace_steps": run["step"], "trace_loss": run["loss"][:8],
             "trace_gradient_norm": run["gradient_norm"][:8],
             "gd_end": {k: v for k, v in spectrum(task, run["theta"]).items()
                        if k != "eigenvalues"},
             "newton_starts": len(snapshots),
-            "critical": {k: v[critical] for k, v in found.items()}}
+            "critical": {k: v[critical] for k, v in points_found.items()}}
 
 
 # --------------------------------------------------------------------------------------------
@@ -211,11 +211,11 @@ def ball(shape: tuple[int, int], radius: float, generator: torch.Generator) -> t
 
 def run(config: SaddlesConfig, ctx: RunContext) -> dict:
     task = problem(config, ctx)
-    found = ctx.part("critical points", lambda: critical_points(config, task, ctx))
-    critical = found["critical"]
+    searched = ctx.part("critical points", lambda: critical_points(config, task, ctx))
+    critical = searched["critical"]
     saddles = torch.tensor(critical["theta"], dtype=torch.float64, device=ctx.device)[
         torch.tensor(critical["index"]) > 0]
-    return {**found, "escape": ctx.part("escape from saddles",
+    return {**searched, "escape": ctx.part("escape from saddles",
                                         lambda: escape(config, task, saddles, ctx))}
 
 
@@ -245,8 +245,8 @@ def check_perturbed_escapes(config: SaddlesConfig, result: dict) -> Check:
     perturbed = np.asarray(result["escape"]["perturbed"]["steps_to_escape"], dtype=float)
     if len(plain) == 0:
         return Check.not_checked(None, "no saddle (index > 0) among the critical points")
-    escaped = [float(np.mean(~np.isnan(found))) for found in (plain, perturbed)]
-    medians = [float(np.median(censored_steps(config, found))) for found in (plain, perturbed)]
+    escaped = [float(np.mean(~np.isnan(steps))) for steps in (plain, perturbed)]
+    medians = [float(np.median(censored_steps(config, steps))) for steps in (plain, perturbed)]
     holds = escaped[1] >= escaped[0] and medians[1] < medians[0]
     critical = result["critical"]
     curvature = np.asarray(critical["eigenvalues"])[np.asarray(critical["index"]) > 0, 0]

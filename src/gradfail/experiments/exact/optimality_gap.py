@@ -146,20 +146,20 @@ def solve_kind(config: GapConfig, kind: str, n: int, shapes, ctx: RunContext) ->
     loss = KINDS[kind]
     data = [instance(kind, n, config, ctx.generator("instance", kind, n, seed))
             for seed in range(ctx.n_seeds)]
-    found = [{"kind": kind, "points": n, "seed": seed, "loss": loss,
-              "certificate": certify_relu(x, t, config.width, loss, config.box,
-                                                config.time_limit).as_dict(),
-              "constant": constant_loss(t, loss), "runs": {}}
-             for seed, (x, t) in enumerate(data)]
+    rows = [{"kind": kind, "points": n, "seed": seed, "loss": loss,
+             "certificate": certify_relu(x, t, config.width, loss, config.box,
+                                         config.time_limit).as_dict(),
+             "constant": constant_loss(t, loss), "runs": {}}
+            for seed, (x, t) in enumerate(data)]
     x, targets = np.stack([x for x, _ in data]), np.stack([t for _, t in data])
     for optimiser, width, depth in shapes:
         generator = ctx.generator("restarts", kind, n, optimiser, width, depth)
         trained = train(x, targets, loss, optimiser, width, depth, config, generator)
-        for seed, row in enumerate(found):
+        for seed, row in enumerate(rows):
             row["runs"][arm_name(optimiser, width, depth)] = {
                 "loss": trained["loss"][seed],
                 "in_box": None if trained["in_box"] is None else trained["in_box"][seed]}
-    return found
+    return rows
 
 
 def run(config: GapConfig, ctx: RunContext) -> dict:
@@ -168,13 +168,13 @@ def run(config: GapConfig, ctx: RunContext) -> dict:
     jobs = [("base", kind, n, arms(config)) for kind, n in base]
     jobs += [("size", "xor", n, [(o, config.width, 1) for o in OPTIMISERS])
              for n in config.sizes]
-    found = {"base": [], "size": []}
+    by_arm = {"base": [], "size": []}
     with ctx.track("certify and restart", len(jobs)) as advance:
         for arm, kind, n, shapes in jobs:
-            found[arm] += ctx.part(f"{arm}: {kind}, N={n}", lambda k=kind, n=n, a=shapes:
-                                   {"instances": solve_kind(config, k, n, a, ctx)})["instances"]
+            by_arm[arm] += ctx.part(f"{arm}: {kind}, N={n}", lambda k=kind, n=n, a=shapes:
+                                    {"instances": solve_kind(config, k, n, a, ctx)})["instances"]
             advance(1)
-    return found
+    return by_arm
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,8 +197,8 @@ def success(instances: list[dict], arm: str, tolerance: float) -> tuple[float, f
     return wilson_interval(np.concatenate([gaps(i, arm) <= tolerance for i in certified]))
 
 
-def describe(name: str, found: tuple) -> str:
-    fraction, low, high, count = found
+def describe(name: str, interval: tuple) -> str:
+    fraction, low, high, count = interval
     return f"{name} {fraction:.2f} [{low:.2f}, {high:.2f}] of {count}"
 
 
@@ -211,13 +211,13 @@ def pooled(instances: list[dict], arms_: list[str], tolerance: float) -> tuple:
 
 def check_single_run(config: GapConfig, result: dict) -> Check:
     arm = arm_name("gd", config.width, 1)
-    found = success(result["base"], arm, config.tolerance)
+    successes = success(result["base"], arm, config.tolerance)
     of_kind = {kind: [i for i in result["base"] if i["kind"] == kind] for kind in config.kinds}
     by_kind = ", ".join(f"{kind} {success(rows, arm, config.tolerance)[0]:.2f}"
                         for kind, rows in of_kind.items())
-    return Check.judge(found[2] < 0.95, found[0],
+    return Check.judge(successes[2] < 0.95, successes[0],
                        describe(f"GD restarts at width {config.width} reaching the optimum:",
-                                found) + f" (g ≤ {config.tolerance:g}; by kind: {by_kind})")
+                                successes) + f" (g ≤ {config.tolerance:g}; by kind: {by_kind})")
 
 
 def check_width(config: GapConfig, result: dict) -> Check:
@@ -250,7 +250,7 @@ def check_data_size(config: GapConfig, result: dict) -> Check:
     by_size = {n: pooled([i for i in result["size"] if i["points"] == n], arms_,
                          config.tolerance) for n in config.sizes}
     small, large = by_size[min(config.sizes)], by_size[max(config.sizes)]
-    detail = "; ".join(describe(f"N = {n}:", found) for n, found in by_size.items())
+    detail = "; ".join(describe(f"N = {n}:", interval) for n, interval in by_size.items())
     if small[3] == 0 or large[3] == 0:
         return Check.not_checked(None, detail + " (an end of the sweep was not certified)")
     return Check.judge(small[1] > large[2], small[0] - large[0], detail)
