@@ -278,13 +278,13 @@ def doctor_bench(args) -> int:
     with progress_bars(enabled=sys.stderr.isatty() and not args.json) as progress:
         outcomes = bench.evaluate_all(chosen, args.jobs, progress.task(
             f"the doctor on the benchmark ({args.split})", len(chosen)))
-    found = score(outcomes)
+    scores = score(outcomes)
     if args.json:
-        print(json.dumps(found, indent=2, default=float))
+        print(json.dumps(scores, indent=2, default=float))
         return 0
     wide = console()
     wide.width = max(wide.width, 140)
-    print_bench(found, f"The doctor's benchmark, {args.split} split ({len(chosen)} programs)",
+    print_bench(scores, f"The doctor's benchmark, {args.split} split ({len(chosen)} programs)",
                 wide)
     return 0
 
@@ -297,23 +297,23 @@ def doctor_zoo(args) -> int:
     from gradfail.runner import progress_bars
 
     with progress_bars(enabled=sys.stdout.isatty() and not args.json) as progress:
-        found = zoo.validate(args.seeds, first_seed=args.first_seed, progress=progress.task(
+        scores = zoo.validate(args.seeds, first_seed=args.first_seed, progress=progress.task(
             "the doctor on the failure zoo", len(zoo.CASES) * args.seeds))
     if args.json:
-        print(json.dumps(found, indent=2, default=float))
+        print(json.dumps(scores, indent=2, default=float))
         return 0
     seeds = f"seeds {args.first_seed}-{args.first_seed + args.seeds - 1}"
     matrix = Table(title=f"The doctor on the failure zoo ({len(zoo.CASES)} cases × {seeds}): "
                          "labelled (rows) vs named (columns)")
     matrix.add_column("label")
-    for column in found["columns"]:
+    for column in scores["columns"]:
         matrix.add_column(bench_tables.SHORT.get(column, column), justify="right")
-    for row, counts in zip(found["rows"], found["matrix"], strict=True):
+    for row, counts in zip(scores["rows"], scores["matrix"], strict=True):
         matrix.add_row(row, *map(str, counts))
     scores = Table(title="Per verdict")
     for column in ("verdict", "cases", "precision", "recall", "median delay (steps)"):
         scores.add_column(column)
-    for verdict, s in found["scores"].items():
+    for verdict, s in scores["scores"].items():
         scores.add_row(verdict, str(s["cases"]), f"{s['precision']:.2f}", f"{s['recall']:.2f}",
                        f"{s['delay']:.0f}")
     wide = console()

@@ -99,8 +99,8 @@ class Claim:
     check: Callable[[Any, dict], Check]
 
     def evaluate(self, config: Config, result: dict) -> dict:
-        found = self.check(config, result)
-        measured = found.measured
+        check = self.check(config, result)
+        measured = check.measured
         if measured is not None and not math.isfinite(measured):
             measured = None
         return {
@@ -108,9 +108,9 @@ class Claim:
             "paper": self.paper,
             "tolerance": self.tolerance,
             "measured": measured,
-            "detail": found.detail,
-            "verdict": found.verdict,
-            "holds": {"holds": True, "fails": False}.get(found.verdict),
+            "detail": check.detail,
+            "verdict": check.verdict,
+            "holds": {"holds": True, "fails": False}.get(check.verdict),
         }
 
 

@@ -126,25 +126,25 @@ def diagnose(history: list[dict], context: Context, window: int = 100) -> list[F
     bugs = [f for f in (ev.accumulating(w), ev.probabilities_to_log_loss(w)) if f]
     if bugs:
         return bugs
-    found = {f.name: f for f in (ev.unnormalised_inputs(w), ev.step_too_large(w),
-                                 ev.oscillating(w), ev.flat_activations(w), ev.dead_units(w),
-                                 ev.saturated_activations(w), ev.vanishing(w), ev.exploding(w))
-             if f}
+    findings = {f.name: f for f in (ev.unnormalised_inputs(w), ev.step_too_large(w),
+                                    ev.oscillating(w), ev.flat_activations(w), ev.dead_units(w),
+                                    ev.saturated_activations(w), ev.vanishing(w), ev.exploding(w))
+                if f}
     explains = {"unnormalised inputs": ("saturated activations", "step too large"),
                 "step too large": ("saturated activations", "dead units"),
                 "oscillating loss": ("saturated activations", "dead units"),
                 "saturated activations": ("vanishing gradients",),
                 "exploding gradients": ("step too large",),
                 "dead units": ("vanishing gradients",)}
-    for cause in list(found):
+    for cause in list(findings):
         for effect in explains.get(cause, ()):
-            if cause in found:
-                found.pop(effect, None)
-    if not found and w.full:
-        found = {f.name: f for f in (ev.ill_conditioned(w), ev.learning_rate_too_small(w),
-                                     ev.no_signal(w), ev.low_snr(w)) if f}
-        found = dict(list(found.items())[:1])
-    return list(found.values())
+            if cause in findings:
+                findings.pop(effect, None)
+    if not findings and w.full:
+        findings = {f.name: f for f in (ev.ill_conditioned(w), ev.learning_rate_too_small(w),
+                                        ev.no_signal(w), ev.low_snr(w)) if f}
+        findings = dict(list(findings.items())[:1])
+    return list(findings.values())
 
 
 @dataclass
@@ -185,13 +185,13 @@ class Timeline:
         """The raised verdicts that still fire, most confident first (all raised ones if none
         fires at the last check, within their grace of PERSIST misses), or "healthy"."""
         current = [name for name in self.raised if name in self.firing] or list(self.raised)
-        found = [Verdict(name, confidence(self.latest[name].strength), self.raised[name],
-                         self.latest[name].evidence, REMEDIES[name], self.latest[name].layers)
-                 for name in current]
-        if not found:
+        standing = [Verdict(name, confidence(self.latest[name].strength), self.raised[name],
+                            self.latest[name].evidence, REMEDIES[name], self.latest[name].layers)
+                    for name in current]
+        if not standing:
             return [Verdict("healthy", 0.5, None, f"no failure persisted over {steps} steps",
                             REMEDIES["healthy"])]
-        return sorted(found, key=lambda v: (-v.confidence, VERDICTS.index(v.name)))
+        return sorted(standing, key=lambda v: (-v.confidence, VERDICTS.index(v.name)))
 
 
 def coverage(history: list[dict], failures: dict[str, str], loss_given: bool,

@@ -19,7 +19,7 @@ def fraction(score: dict) -> str:
     return f"{score['value']:.2f} [{score['low']:.2f}, {score['high']:.2f}]"
 
 
-def print_bench(found: dict, title: str, console) -> None:
+def print_bench(scores: dict, title: str, console) -> None:
     from rich.table import Table
 
     scores = Table(title=f"{title}: per verdict, doctor vs AutoTrainer's rules "
@@ -27,20 +27,20 @@ def print_bench(found: dict, title: str, console) -> None:
     for column in ("verdict", "programs", "doctor precision", "doctor recall",
                    "AutoTrainer precision", "AutoTrainer recall", "onset (median step)"):
         scores.add_column(column)
-    for verdict, s in found["doctor"]["per_verdict"].items():
-        b = found["baseline"]["per_verdict"][verdict]
+    for verdict, s in scores["doctor"]["per_verdict"].items():
+        b = scores["baseline"]["per_verdict"][verdict]
         scores.add_row(verdict, str(s["recall"]["n"]), fraction(s["precision"]),
                        fraction(s["recall"]), fraction(b["precision"]), fraction(b["recall"]),
                        "–" if not math.isfinite(s["delay"]) else f"{s['delay']:.0f}")
     for who in ("doctor", "baseline"):
-        average = found[who]["average"]
+        average = scores[who]["average"]
         scores.add_row(f"average ({'AutoTrainer' if who == 'baseline' else who})", "",
                        *((fraction(average["precision"] | {"n": 1}),
                           fraction(average["recall"] | {"n": 1}), "", "") if who == "doctor"
                          else ("", "", fraction(average["precision"] | {"n": 1}),
                                fraction(average["recall"] | {"n": 1}))), "")
     console.print(scores)
-    confusion = found["doctor"]["confusion"]
+    confusion = scores["doctor"]["confusion"]
     matrix = Table(title="The doctor: labelled (rows) vs named (columns)")
     matrix.add_column("label")
     for column in confusion["columns"]:
@@ -51,15 +51,15 @@ def print_bench(found: dict, title: str, console) -> None:
     misses = Table(title="Programs named wrong, and healthy programs with false alarms")
     for column in ("program", "label", "named", "alarms after warm-up", "evidence"):
         misses.add_column(column)
-    for o in found["outcomes"]:
+    for o in scores["outcomes"]:
         if o["named"] != o["label"] or (o["label"] == "healthy" and o["false_alarms"]):
             misses.add_row(o["program"], o["label"], o["named"], str(o["false_alarms"]),
                            o.get("evidence", o.get("error", ""))[:160])
     console.print(misses)
-    left = found["doctor"]["healthy_left_alone"]
-    base = found["baseline"]["healthy_left_alone"]
+    left = scores["doctor"]["healthy_left_alone"]
+    base = scores["baseline"]["healthy_left_alone"]
     console.print(f"healthy programs left alone after warm-up: doctor {fraction(left)}, "
-                  f"AutoTrainer {fraction(base)}; crashes: {len(found['crashes'])}; overhead "
-                  f"(script under the doctor / plain): median ×{found['overhead']['median']:.2f},"
-                  f" max ×{found['overhead']['max']:.2f} over {found['overhead']['programs']} "
+                  f"AutoTrainer {fraction(base)}; crashes: {len(scores['crashes'])}; overhead "
+                  f"(script under the doctor / plain): median ×{scores['overhead']['median']:.2f},"
+                  f" max ×{scores['overhead']['max']:.2f} over {scores['overhead']['programs']} "
                   "programs")

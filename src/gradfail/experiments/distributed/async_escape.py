@@ -62,11 +62,11 @@ class Problem:
 
     def gradients(self, points: list[torch.Tensor], rows: torch.Tensor) -> list[torch.Tensor]:
         """∇ of each seed's minibatch loss at each parameter set in `points`, same minibatch."""
-        found = []
+        gradients = []
         for params in points:
             flat = params.detach().requires_grad_(True)
-            found.append(torch.autograd.grad(self.losses(flat, rows).sum(), flat)[0])
-        return found
+            gradients.append(torch.autograd.grad(self.losses(flat, rows).sum(), flat)[0])
+        return gradients
 
 
 def train(config: EscapeConfig, tau: int, noise: torch.Tensor | None, ctx: RunContext) -> dict:
@@ -133,11 +133,11 @@ def reached(row: dict, config: EscapeConfig) -> tuple[float, float, float, int]:
 def check_staleness_helps(config: EscapeConfig, result: dict) -> Check:
     base = reached(result["stale"][0], config)
     best = max(result["stale"][1:], key=lambda r: reached(r, config)[0])
-    found = reached(best, config)
-    return Check.judge(found[1] > base[2], found[0] - base[0],
+    success = reached(best, config)
+    return Check.judge(success[1] > base[2], success[0] - base[0],
                        f"synchronous {base[0]:.2f} [{base[1]:.2f}, {base[2]:.2f}]; best stale "
-                       f"τ = {best['tau']}: {found[0]:.2f} [{found[1]:.2f}, {found[2]:.2f}] "
-                       f"of {found[3]} seeds; by τ: " + ", ".join(
+                       f"τ = {best['tau']}: {success[0]:.2f} [{success[1]:.2f}, {success[2]:.2f}] "
+                       f"of {success[3]} seeds; by τ: " + ", ".join(
                            f"{r['tau']}: {reached(r, config)[0]:.2f}" for r in result["stale"]))
 
 
