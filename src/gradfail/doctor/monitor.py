@@ -226,18 +226,18 @@ class Doctor:
         moved = as_floats([{i: r["loss"] for i, r in pending}, *raw])
         for i, r in pending:
             r["loss"] = float(moved[0][i])
-        for quantity, found in zip(measured, moved[1:], strict=True):
+        for quantity, readings in zip(measured, moved[1:], strict=True):
             with self._guard(quantity):
-                record |= quantity.derive(found, view)
+                record |= quantity.derive(readings, view)
 
     def _pending_losses(self) -> list[tuple[int, dict]]:
         """The recent records whose loss is still a tensor."""
-        found = []
+        pending = []
         for i in range(len(self.history) - 1, -1, -1):
             if not isinstance(self.history[i]["loss"], torch.Tensor):
                 break
-            found.append((i, self.history[i]))
-        return found
+            pending.append((i, self.history[i]))
+        return pending
 
     def _flush(self) -> None:
         pending = self._pending_losses()
@@ -365,11 +365,11 @@ class Doctor:
     def report(self, store=None, console=None) -> list[rules.Verdict]:
         """Print the verdicts as a table; with a store, keep the session there too."""
         from gradfail.doctor import output
-        found = self.diagnose()
-        output.print_table(self, found, console)
+        verdicts = self.diagnose()
+        output.print_table(self, verdicts, console)
         if store is not None:
             output.save(store, self)
-        return found
+        return verdicts
 
     def close(self) -> None:
         self._close_trace()

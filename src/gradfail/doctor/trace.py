@@ -69,10 +69,11 @@ def derivative(func: Callable, x: torch.Tensor, args: tuple, kwargs: dict) -> to
     x = x.detach().requires_grad_(True)
     try:
         with torch.enable_grad():
-            found = torch.autograd.grad(func(x, *args, **kwargs).sum(), x, allow_unused=True)[0]
+            derivative = torch.autograd.grad(func(x, *args, **kwargs).sum(), x,
+                                             allow_unused=True)[0]
     except RuntimeError:
-        found = None
-    return torch.zeros_like(x) if found is None else found
+        derivative = None
+    return torch.zeros_like(x) if derivative is None else derivative
 
 
 @dataclass
@@ -181,21 +182,21 @@ class Tape:
         targets) is cut to them too."""
         if id(loss) not in self.derived:
             return None
-        found = dict(zip((id(t) for t in tree_flatten(self.output)[0]),
-                         tree_flatten(output)[0], strict=True))
+        replayed = dict(zip((id(t) for t in tree_flatten(self.output)[0]),
+                            tree_flatten(output)[0], strict=True))
         batch = batch_size(self.output)
 
         def substitute(value):
             if not isinstance(value, torch.Tensor):
                 return value
-            if id(value) in found:
-                return found[id(value)]
+            if id(value) in replayed:
+                return replayed[id(value)]
             return value[:rows] if rows and value.dim() and value.shape[0] == batch else value
         for func, args, kwargs, result in self.calls:
             again = func(*tree_map(substitute, args), **tree_map(substitute, kwargs))
-            found |= dict(zip((id(t) for t in tree_flatten(result)[0]),
-                              tree_flatten(again)[0], strict=False))
-        return found.get(id(loss))
+            replayed |= dict(zip((id(t) for t in tree_flatten(result)[0]),
+                                 tree_flatten(again)[0], strict=False))
+        return replayed.get(id(loss))
 
 
 def batch_size(tree) -> int | None:
@@ -353,17 +354,17 @@ def inspect_log_loss(name: str, args: tuple, kwargs: dict, squashed: str | None)
     [0, 1] summing to 1: no logits by chance); and, for class targets, the batch's accuracy."""
     x = args[0].detach()
     target = args[1] if len(args) > 1 else kwargs.get("target")
-    found = {"loss": name, "probabilities": 1.0 if squashed else 0.0}
+    inspected = {"loss": name, "probabilities": 1.0 if squashed else 0.0}
     with torch.no_grad():
         if name != "binary_cross_entropy_with_logits" and x.dim() >= 2:
             rows = x.movedim(1, -1).reshape(-1, x.shape[1]).float()
             inside = ((rows >= 0) & (rows <= 1)).all(1)
             sums_to_one = (rows.sum(1) - 1).abs() < 1e-3
             if not squashed:
-                found["probabilities"] = float((inside & sums_to_one).float().mean())
+                inspected["probabilities"] = float((inside & sums_to_one).float().mean())
             if isinstance(target, torch.Tensor) and not target.is_floating_point() \
                     and target.shape == x.argmax(1).shape:
-                found["accuracy"] = float((x.argmax(1) == target).float().mean())
+                inspected["accuracy"] = float((x.argmax(1) == target).float().mean())
         if isinstance(target, torch.Tensor) and target.numel() > 1:
-            found |= batch_classes(target)
-    return {k: v for k, v in found.items() if not (isinstance(v, float) and math.isnan(v))}
+            inspected |= batch_classes(target)
+    return {k: v for k, v in inspected.items() if not (isinstance(v, float) and math.isnan(v))}

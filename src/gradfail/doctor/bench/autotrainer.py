@@ -33,7 +33,7 @@ def accuracy_series(history: list[dict], checks: list[int]) -> list[float]:
     by_step = {r["step"]: i for i, r in enumerate(history)}
     classify = any("accuracy" in r for r in history)
     start = np.median([r["loss"] for r in history[:10]])
-    found = []
+    fractions = []
     for step in checks:
         upto = history[:by_step[step] + 1]
         if classify:
@@ -41,9 +41,9 @@ def accuracy_series(history: list[dict], checks: list[int]) -> list[float]:
                 r["accuracy"] for r in upto if "accuracy" in r][-1:]
         else:
             values = [1 - r["loss"] / max(abs(start), 1e-12) for r in upto[-10:]]
-        found.append(float(np.clip(np.median(values), 0, 1)) if values and np.isfinite(
+        fractions.append(float(np.clip(np.median(values), 0, 1)) if values and np.isfinite(
             np.median(values)) else 0.0)
-    return found
+    return fractions
 
 
 def oscillates(accuracies: list[float]) -> bool:
@@ -83,9 +83,9 @@ def diagnose(history: list[dict], checks: list[int], layers: list[str]) -> list[
                for r in upto):
             issues.append("diverged")
             continue
-        found = gradient_issue(upto[-1], layers)
-        if found:
-            seen.add(found)
+        issue = gradient_issue(upto[-1], layers)
+        if issue:
+            seen.add(issue)
         zeros = [r["zero_grad_fraction"] for r in upto if "zero_grad_fraction" in r]
         if zeros and zeros[-1] >= GAMMA:
             seen.add("dead units")

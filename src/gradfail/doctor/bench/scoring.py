@@ -29,10 +29,10 @@ def main_doctor(result: dict) -> int:
 
 def outcome(result: dict) -> dict:
     """What the doctor and the baseline said on one program's run."""
-    found = {"program": result["program"], "label": result["label"], "split": result["split"]}
+    program = {"program": result["program"], "label": result["label"], "split": result["split"]}
     if "error" in result:
-        return found | {"named": "crash", "baseline": "crash", "error": result["error"],
-                        "false_alarms": 0, "baseline_false_alarms": 0}
+        return program | {"named": "crash", "baseline": "crash", "error": result["error"],
+                          "false_alarms": 0, "baseline_false_alarms": 0}
     main = main_doctor(result)
     doctor = result["doctors"][main]
     top = doctor["verdicts"][0]
@@ -52,10 +52,10 @@ def outcome(result: dict) -> dict:
         if index == main and issues:
             baseline_final = issues[-1] or "healthy"
     overhead = result["wall_s"] / result["plain_s"] if result.get("plain_s", 0) > 0 else math.nan
-    return found | {"named": top["name"], "confidence": top["confidence"], "onset": onset,
-                    "evidence": top["evidence"], "steps": doctor["steps"],
-                    "false_alarms": alarms, "baseline": baseline_final,
-                    "baseline_false_alarms": baseline_alarms, "overhead": overhead}
+    return program | {"named": top["name"], "confidence": top["confidence"], "onset": onset,
+                      "evidence": top["evidence"], "steps": doctor["steps"],
+                      "false_alarms": alarms, "baseline": baseline_final,
+                      "baseline_false_alarms": baseline_alarms, "overhead": overhead}
 
 
 def interval(values: list[bool]) -> dict:
@@ -112,15 +112,15 @@ def score(outcomes: list[dict]) -> dict:
     """The benchmark's figures for the doctor and the baseline, from `outcome`s."""
     healthy = [o for o in outcomes if o["label"] == "healthy"]
     overheads = [o["overhead"] for o in outcomes if math.isfinite(o.get("overhead", math.nan))]
-    found = {"outcomes": outcomes, "crashes": [o["program"] for o in outcomes
-                                               if o["named"] == "crash"],
-             "overhead": {"median": float(np.median(overheads)) if overheads else math.nan,
-                          "max": float(max(overheads)) if overheads else math.nan,
-                          "programs": len(overheads)}}
+    scores = {"outcomes": outcomes, "crashes": [o["program"] for o in outcomes
+                                                if o["named"] == "crash"],
+              "overhead": {"median": float(np.median(overheads)) if overheads else math.nan,
+                           "max": float(max(overheads)) if overheads else math.nan,
+                           "programs": len(overheads)}}
     for who, key, alarms in (("doctor", "named", "false_alarms"),
                              ("baseline", "baseline", "baseline_false_alarms")):
-        found[who] = {"per_verdict": per_verdict(outcomes, key),
-                      "average": averages(outcomes, key), "confusion": confusion(outcomes, key),
-                      "healthy_left_alone": interval([o[alarms] == 0 for o in healthy]),
-                      "false_alarms": {o["program"]: o[alarms] for o in healthy}}
-    return found
+        scores[who] = {"per_verdict": per_verdict(outcomes, key),
+                       "average": averages(outcomes, key), "confusion": confusion(outcomes, key),
+                       "healthy_left_alone": interval([o[alarms] == 0 for o in healthy]),
+                       "false_alarms": {o["program"]: o[alarms] for o in healthy}}
+    return scores

@@ -328,7 +328,6 @@ EXPERIMENT = Experiment(
         "default": {"width": 16, "steps": 4_000},
         "paper": {},
     },
-    seeds={"quick": 2, "default": 4, "paper": 8},
     run=run,
     figures=figures,
     claims=CLAIMS,

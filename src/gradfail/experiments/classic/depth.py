@@ -202,8 +202,8 @@ def ratios(config: DepthConfig, result: dict, activation: str, init: str,
 
 def check_sigmoid_decay(config: DepthConfig, result: dict) -> Check:
     """Both naive inits: ln(ratio) falls linearly in depth (slope < 0, R² ≥ 0.9)."""
-    fits = {init: exponential_fit(config.init_depths, found) for init in ("normal", "small")
-            if (found := ratios(config, result, "sigmoid", init)) is not None}
+    fits = {init: exponential_fit(config.init_depths, ratio) for init in ("normal", "small")
+            if (ratio := ratios(config, result, "sigmoid", init)) is not None}
     if len(fits) < 2:
         return Check.not_checked(None, "needs sigmoid with the 'normal' and 'small' inits")
     detail = "; ".join(f"{init}: ratio × {np.exp(slope):.3g} per layer (ln-slope {slope:.3f}, "
@@ -213,11 +213,11 @@ def check_sigmoid_decay(config: DepthConfig, result: dict) -> Check:
 
 
 def check_he_relu(config: DepthConfig, result: dict) -> Check:
-    found = ratios(config, result, "relu", "he")
+    relu_he = ratios(config, result, "relu", "he")
     shown = [i for i, depth in enumerate(config.init_depths) if depth <= 32]
-    if found is None or max(config.init_depths) < 32:
+    if relu_he is None or max(config.init_depths) < 32:
         return Check.not_checked(None, "needs ReLU with He init at depths up to 32")
-    within = found[:, shown]
+    within = relu_he[:, shown]
     spread = float(np.abs(np.log10(within)).max())
     return Check.judge(spread <= 1, float(10**spread),
                        f"first/last ratios {within.min():.3g}–{within.max():.3g} over depths "

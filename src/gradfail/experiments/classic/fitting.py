@@ -273,9 +273,9 @@ def remedy_claim(remedy: str | None) -> Claim:
 
 
 def check_double_descent(config: FittingConfig, result: dict) -> Check:
-    found = result["double_descent"]
-    mse = np.median(np.asarray(found["test_mse"]), axis=0)
-    features, n = np.asarray(found["features"]), found["n"]
+    descent = result["double_descent"]
+    mse = np.median(np.asarray(descent["test_mse"]), axis=0)
+    features, n = np.asarray(descent["features"]), descent["n"]
     peak = int(np.argmax(mse))
     holds = n / 2 <= features[peak] <= 2 * n and mse[-1] < mse[peak] and mse[0] < mse[peak]
     return Check.judge(bool(holds), float(features[peak] / n),
@@ -331,13 +331,13 @@ def figures(config: FittingConfig, result: dict) -> dict:
            title=f"Remedies at n = {config.remedy_n} (95% CI over seeds)")
     ax.legend(fontsize=8, loc="lower left")
 
-    found = result["double_descent"]
+    descent = result["double_descent"]
     fig3, ax = new_figure()
-    band(ax, found["features"], found["test_mse"], "test MSE", "tab:purple")
-    ax.axvline(found["n"], color="black", ls=":", lw=1)
+    band(ax, descent["features"], descent["test_mse"], "test MSE", "tab:purple")
+    ax.axvline(descent["n"], color="black", ls=":", lw=1)
     ax.set(yscale="log", xlabel="random ReLU features p", ylabel="test MSE (one-hot)",
-           title=f"Double descent: min-norm least squares, n = {found['n']}")
-    log_ticks(ax, found["features"][::2])
+           title=f"Double descent: min-norm least squares, n = {descent['n']}")
+    log_ticks(ax, descent["features"][::2])
     return {"capacity_and_data": fig1, "remedies": fig2, "double_descent": fig3}
 
 

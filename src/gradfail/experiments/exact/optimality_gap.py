@@ -346,7 +346,6 @@ EXPERIMENT = Experiment(
         "paper": {"restarts": 200, "steps": 20_000, "widths": [2, 4, 8, 16, 32],
                   "time_limit": 600.0},
     },
-    seeds={"quick": 2, "default": 4, "paper": 8},
     run=run,
     figures=figures,
     claims=CLAIMS,

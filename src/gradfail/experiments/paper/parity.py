@@ -408,7 +408,6 @@ EXPERIMENT = Experiment(
                         periodic_directions=50, periodic_inputs=2**14),
         "paper": {},
     },
-    seeds={"quick": 2, "default": 4, "paper": 8},
     run=run,
     figures=figures,
     claims=CLAIMS,
