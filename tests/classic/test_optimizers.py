@@ -10,6 +10,7 @@ from gradfail import registry
 from gradfail.errors import ConfigError
 from gradfail.experiment import RunContext
 from gradfail.experiments.classic import optimizers
+from gradfail.nets.problems import adaptive_methods_example, quadratic
 
 EXPERIMENT = registry.get("optimizers")
 
@@ -19,7 +20,7 @@ def test_one_batched_sweep_equals_separate_runs_at_each_lr(name):
     config = EXPERIMENT.config("quick", {"lrs": [1e-3, 1e-1], "steps": 20, "eval_every": 20,
                                          "condition_numbers": [100]})
     ctx = RunContext(torch.device("cpu"), seed=0, n_seeds=2)
-    problem = optimizers.quadratic(config, 100, ctx)
+    problem = quadratic(100, config.quadratic_dim, ctx)
     together = optimizers.sweep(config, problem, name, ctx)["errors"]
     for i, lr in enumerate(config.lrs):
         alone = optimizers.sweep(config.model_copy(update={"lrs": [lr]}), problem, name, ctx)
@@ -29,15 +30,15 @@ def test_one_batched_sweep_equals_separate_runs_at_each_lr(name):
 def test_summary_reads_best_error_steps_and_lr_range():
     run = {"steps": [0, 10, 20], "threshold": 0.1,
            "errors": np.array([[[1, 0.5, 0.2]], [[1, 0.05, 0.01]], [[1, np.inf, np.inf]]])}
-    found = optimizers.summary(run, [0.01, 0.1, 1.0])
-    assert found == {"best_final": 0.01, "best_lr": 0.1, "steps_to_threshold": 10,
+    numbers = optimizers.summary(run, [0.01, 0.1, 1.0])
+    assert numbers == {"best_final": 0.01, "best_lr": 0.1, "steps_to_threshold": 10,
                      "lrs_reaching": 1}
 
 
 def test_momentum_needs_fewer_steps_on_an_ill_conditioned_quadratic(cpu_context):
     config = EXPERIMENT.config("quick", {"lrs": [0.1, 0.3, 1.0], "steps": 400,
                                          "eval_every": 10})
-    problem = optimizers.quadratic(config, 1_000, cpu_context)
+    problem = quadratic(1_000, config.quadratic_dim, cpu_context)
     steps = {name: optimizers.summary(optimizers.sweep(config, problem, name, cpu_context),
                                       config.lrs)["steps_to_threshold"]
              for name in ("sgd", "momentum")}
@@ -46,7 +47,8 @@ def test_momentum_needs_fewer_steps_on_an_ill_conditioned_quadratic(cpu_context)
 
 def test_wilson_data_has_private_features_and_a_positive_majority():
     config = EXPERIMENT.config("quick")
-    x, y, test_x, test_y = optimizers.adaptive_methods_example(config, 0.6, torch.Generator().manual_seed(0))
+    x, y, test_x, test_y = adaptive_methods_example(config.wilson_points, config.wilson_test, 0.6,
+                                                    torch.Generator().manual_seed(0))
     assert y.sum() > 0
     private = x[:, 3:]
     assert (private.sum(1) == torch.where(y > 0, 1.0, 5.0)).all()
@@ -76,9 +78,9 @@ def test_bad_input_is_a_one_line_error(changes, message):
 
 
 def test_the_fastest_optimiser_breaks_ties_by_final_error():
-    found = {"sgd": {"steps_to_threshold": 50, "best_final": 0.2},
-             "adam": {"steps_to_threshold": 50, "best_final": 0.1},
-             "rmsprop": {"steps_to_threshold": 100, "best_final": 0.0}}
-    assert optimizers.fastest(found) == "adam"
+    by_optimizer = {"sgd": {"steps_to_threshold": 50, "best_final": 0.2},
+                    "adam": {"steps_to_threshold": 50, "best_final": 0.1},
+                    "rmsprop": {"steps_to_threshold": 100, "best_final": 0.0}}
+    assert optimizers.fastest(by_optimizer) == "adam"
     never = {"sgd": {"steps_to_threshold": float("inf"), "best_final": 0.5}}
     assert optimizers.fastest(never) is None

@@ -13,8 +13,8 @@ EXPERIMENT = registry.get("async_sgd")
 
 @pytest.fixture(scope="module")
 def run(quick_store):
-    (found,) = quick_store.runs(experiment="async_sgd")
-    return found
+    (stored_run,) = quick_store.runs(experiment="async_sgd")
+    return stored_run
 
 
 def test_downpour_staleness_is_n_minus_1(run):

@@ -14,9 +14,9 @@ import torch
 from conftest import gradfail_cli
 from gradfail import registry
 from gradfail.distributed import ray_server
+from gradfail.distributed.mlp_task import TaskGradient
 from gradfail.distributed.simulator import Quadratic
 from gradfail.errors import ConfigError
-from gradfail.experiments.distributed import async_sgd
 
 ray = pytest.importorskip("ray")
 START = np.ones((2, 5), dtype=np.float32)
@@ -61,7 +61,7 @@ def test_a_killed_server_restarts_from_its_checkpoint(cluster, tmp_path):
 
 def test_a_killed_worker_costs_digits_accuracy_less_than_a_point(cluster):
     config = registry.get("async_sgd").config("quick")
-    factory = async_sgd.TaskGradient(config.model_dump_json(), seed=0, n_seeds=2)
+    factory = TaskGradient(config, seed=0, n_seeds=2)
     task = factory.task()
     runs = [ray_server.run_async(task.initial.numpy(), factory, 2, 600, lr=0.3, faults=faults)
             for faults in ({}, {200: "worker"})]

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -154,66 +155,114 @@ def run_async(initial: np.ndarray, factory: GradientFactory, workers: int, updat
     require(workers >= 1, f"the number of workers must be at least 1; got {workers}")
     ray = ray_module()
     start()
-    server = ray.remote(num_cpus=0, max_restarts=1 if checkpoint else 0)(ServerActor).remote(
-        initial, rule, lr, dc_lambda, checkpoint, every)
-    remote_worker = ray.remote(num_cpus=0, max_restarts=-1)(WorkerActor)
-    pool = [remote_worker.remote(factory, w) for w in range(workers)]
-    faults, events = dict(faults or {}), []
-    begin = time.perf_counter()
-    in_flight: dict = {}  # gradient ref → (worker, ref of the version it read)
-    seq, version, lost, gradients = 0, 0, 0, 0
-
-    def ask(w: int, state, die: bool = False) -> None:
-        nonlocal seq
-        gradient, read = pool[w].compute.options(num_returns=2, max_task_retries=0).remote(
-            state, seq, die)
-        in_flight[gradient] = (w, read)
-        seq += 1
-
-    state = server.read.remote()
+    run = Coordinator.launch(ray, initial, factory, workers, rule, lr, dc_lambda, checkpoint,
+                             every, faults)
+    state = run.server.read.remote()
     for w in range(workers):
-        ask(w, state)
-    while version < updates:  # the driver moves refs only: the arrays go worker → server
-        (ready,), _ = ray.wait(list(in_flight), num_returns=1)
-        w, read = in_flight.pop(ready)
-        try:
-            ray.get(read)  # small; raises when the worker died mid-gradient
-        except ray.exceptions.RayActorError:
-            lost += 1
-            events.append(f"worker {w} died: its in-flight gradient is lost (noticed at version "
-                          f"{version})")
-            call_when_ready(ray, pool[w].pid.remote)
-            ask(w, server.read.remote())
+        run.ask(w, state)
+    while run.version < updates:  # the driver moves refs only: the arrays go worker → server
+        (ready,), _ = ray.wait(list(run.in_flight), num_returns=1)
+        w, read = run.in_flight.pop(ready)
+        if not run.survived(w, read):
             continue
-        gradients += 1
+        run.ask_next(w, run.push(ready, read))
+    run.settle()
+    return run.finish()
+
+
+@dataclass
+class Coordinator:
+    """The driver of `run_async`: the actors, the gradients in flight, the faults still to
+    inject, and what the run has counted so far."""
+
+    ray: Any
+    server: Any  # the ServerActor's handle
+    pool: list  # WorkerActor handles, by worker index
+    faults: dict[int, str]  # server version → "worker" or "server"
+    begin: float = field(default_factory=time.perf_counter)
+    in_flight: dict = field(default_factory=dict)  # gradient ref → (worker, ref of its read)
+    seq: int = 0
+    version: int = 0
+    lost: int = 0
+    gradients: int = 0
+    events: list[str] = field(default_factory=list)
+
+    @classmethod
+    def launch(cls, ray, initial: np.ndarray, factory: GradientFactory, workers: int, rule: str,
+               lr: float, dc_lambda: float, checkpoint: str | None, every: int,
+               faults: dict[int, str] | None) -> Coordinator:
+        """The server actor (restarted once, from its checkpoint, when it has one) and
+        `workers` worker actors (restarted whenever they die)."""
+        server = ray.remote(num_cpus=0, max_restarts=1 if checkpoint else 0)(ServerActor).remote(
+            initial, rule, lr, dc_lambda, checkpoint, every)
+        remote_worker = ray.remote(num_cpus=0, max_restarts=-1)(WorkerActor)
+        pool = [remote_worker.remote(factory, w) for w in range(workers)]
+        return cls(ray, server, pool, dict(faults or {}))
+
+    def ask(self, w: int, state, die: bool = False) -> None:
+        """Send worker `w` the state to compute its next gradient at (`die`: exit instead)."""
+        gradient, read = self.pool[w].compute.options(num_returns=2, max_task_retries=0).remote(
+            state, self.seq, die)
+        self.in_flight[gradient] = (w, read)
+        self.seq += 1
+
+    def survived(self, w: int, read) -> bool:
+        """Whether worker `w` finished its gradient; if it died, the gradient is lost and the
+        restarted worker is asked for a new one."""
         try:
-            state, applied = server.push.options(num_returns=2).remote(ready, read)
-            version = ray.get(applied)
-        except ray.exceptions.RayActorError:
-            lost += 1  # the gradient pushed to the dead server
-            state = call_when_ready(ray, server.read.remote)
-            before, version = version, ray.get(state)[1]
-            events.append(f"server died after version {before}; restarted from its "
-                          f"checkpoint at version {version}")
-        kill = faults.pop(version, None)
-        ask(w, state, kill == "worker")
+            self.ray.get(read)  # small; raises when the worker died mid-gradient
+            return True
+        except self.ray.exceptions.RayActorError:
+            self.lost += 1
+            self.events.append(f"worker {w} died: its in-flight gradient is lost (noticed at "
+                               f"version {self.version})")
+            call_when_ready(self.ray, self.pool[w].pid.remote)
+            self.ask(w, self.server.read.remote())
+            return False
+
+    def push(self, gradient, read):
+        """Apply a gradient at the server; the ref of the state after it. If the server died,
+        the gradient is lost and the state is the one it restarted from."""
+        self.gradients += 1
+        try:
+            state, applied = self.server.push.options(num_returns=2).remote(gradient, read)
+            self.version = self.ray.get(applied)
+        except self.ray.exceptions.RayActorError:
+            self.lost += 1  # the gradient pushed to the dead server
+            state = call_when_ready(self.ray, self.server.read.remote)
+            before, self.version = self.version, self.ray.get(state)[1]
+            self.events.append(f"server died after version {before}; restarted from its "
+                               f"checkpoint at version {self.version}")
+        return state
+
+    def ask_next(self, w: int, state) -> None:
+        """Ask worker `w` again, injecting the fault due at this version, if any."""
+        kill = self.faults.pop(self.version, None)
+        self.ask(w, state, kill == "worker")
         if kill == "server":
-            ray.kill(server, no_restart=False)
-    # gradients still in flight are not applied; those whose worker died count as lost
-    settled, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=30)
-    for ref in settled:
-        try:
-            ray.get(in_flight[ref][1])
-        except ray.exceptions.RayActorError:
-            lost += 1
-            events.append(f"worker {in_flight[ref][0]} died: its in-flight gradient is lost "
-                          "(noticed at the end)")
-    final = ray.get(server.state.remote())
-    params, _ = ray.get(server.read.remote())
-    for actor in [server, *pool]:
-        ray.kill(actor)
-    return RayResult(np.array(params), final["version"], final["staleness"], gradients, lost,
-                     time.perf_counter() - begin, events)
+            self.ray.kill(self.server, no_restart=False)
+
+    def settle(self) -> None:
+        """Gradients still in flight are not applied; those whose worker died count as lost."""
+        settled, _ = self.ray.wait(list(self.in_flight), num_returns=len(self.in_flight),
+                                   timeout=30)
+        for ref in settled:
+            try:
+                self.ray.get(self.in_flight[ref][1])
+            except self.ray.exceptions.RayActorError:
+                self.lost += 1
+                self.events.append(f"worker {self.in_flight[ref][0]} died: its in-flight "
+                                   "gradient is lost (noticed at the end)")
+
+    def finish(self) -> RayResult:
+        """The server's final state; every actor killed."""
+        final = self.ray.get(self.server.state.remote())
+        params, _ = self.ray.get(self.server.read.remote())
+        for actor in [self.server, *self.pool]:
+            self.ray.kill(actor)
+        return RayResult(np.array(params), final["version"], final["staleness"],
+                         self.gradients, self.lost, time.perf_counter() - self.begin,
+                         self.events)
 
 
 def call_when_ready(ray, call: Callable, attempts: int = 100):

@@ -6,25 +6,26 @@ parameters that have moved since its worker read them, by τ versions (its stale
 here in the deterministic simulator of `gradfail.distributed.simulator`, on an MLP (64-64-10) for
 scikit-learn's digits, every seed trained under the same schedule of delays:
 (1) a fixed delay τ ∈ {0 … 32} with the fixed step against the staleness-aware step α₀/τ
-(Zhang et al. 2016), also on a synthetic teacher-student regression; (2) the staleness Downpour and n-softsync actually produce; (3) delay
-compensation, DC-ASGD (Zheng et al. 2017), against plain async; (4) synchronous SGD with backup
-workers under stragglers (Chen et al. 2016): step time and accuracy; (5) Hogwild! (Niu et al.
-2011), lock-free shared-memory SGD on a sparse problem, 1 vs 2 processes (wall-clock, so this
-part alone depends on the machine).
+(Zhang et al. 2016), also on a synthetic teacher-student regression; (2) the staleness Downpour
+and n-softsync actually produce; (3) delay compensation, DC-ASGD (Zheng et al. 2017), against
+plain async; (4) synchronous SGD with backup workers under stragglers (Chen et al. 2016): step
+time and accuracy; (5) Hogwild! (Niu et al. 2011), lock-free shared-memory SGD on a sparse
+problem, 1 vs 2 processes (wall-clock, so this part alone depends on the machine).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import astuple, dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 
-from gradfail.data.digits import digits
 from gradfail.distributed import hogwild
-from gradfail.distributed.server import GradientFn, ServerLogic, staleness_summary
+from gradfail.distributed.mlp_task import Task, curve_logger
+from gradfail.distributed.server import staleness_summary
 from gradfail.distributed.simulator import (
     Delays,
     simulate_async,
@@ -32,7 +33,6 @@ from gradfail.distributed.simulator import (
     simulate_sync,
 )
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
-from gradfail.nets.deep import mlp_forward, mlp_parameters
 from gradfail.plotting import new_grid
 
 
@@ -44,7 +44,8 @@ class AsyncConfig(Config):
     lrs: list[PositiveFloat] = Field([0.03, 0.1, 0.3, 1.0], min_length=1, description="α₀ "
                                      "is the best of these for sequential SGD (Zhang et al.)")
     updates: PositiveInt = Field(3_000, description="server updates of every run")
-    taus: list[NonNegativeInt] = Field([0, 2, 4, 8, 16, 32], min_length=2, description="fixed delays τ")
+    taus: list[NonNegativeInt] = Field([0, 2, 4, 8, 16, 32], min_length=2,
+                                       description="fixed delays τ")
     workers: list[PositiveInt] = Field([1, 2, 4, 8, 16], min_length=2,
                                        description="Downpour worker counts")
     learners: PositiveInt = Field(16, description="λ learners of n-softsync")
@@ -63,163 +64,130 @@ class AsyncConfig(Config):
     teacher_inputs: PositiveInt = Field(20, description="teacher-student input dimension")
 
 
+@dataclass(frozen=True)
+class Job:
+    """One simulator run of (1)–(4) on a `Task` (`gradfail.distributed.mlp_task`): a part,
+    listed under `kind` in the result and keyed "kind: a, b, α₀=…" by its first two fields
+    (b None when it has one)."""
+
+    kind: ClassVar[str]
+
+    def key(self, alpha: float) -> str:
+        a, b = (*astuple(self), None)[:2]
+        return f"{self.kind}: {a}, {b}, α₀={alpha}"
+
+
 # --------------------------------------------------------------------------------------------
-# The task: digits, an MLP as one flat parameter row per seed.
-
-
-def teacher_data(config: AsyncConfig, ctx: RunContext) -> dict:
-    """The synthetic teacher-student task: x ~ N(0, I) in `teacher_inputs` dimensions, targets
-    from a random He-initialised ReLU teacher (inputs-32-1), scaled to unit variance; 2,000
-    training and 1,000 test points."""
-    generator = ctx.generator("teacher")
-    teacher = mlp_parameters(1, [config.teacher_inputs, 32, 1], generator, ctx.device)
-    x = torch.randn(1, 3_000, config.teacher_inputs, generator=generator, device=ctx.device)
-    y = mlp_forward(teacher, x)[0, :, 0]
-    y = (y - y.mean()) / y.std()
-    return {"train_x": x[0, :2_000], "train_y": y[:2_000], "test_x": x[0, 2_000:],
-            "test_y": y[2_000:]}
-
-
-class Task:
-    """A problem's data, the MLP's flat layout, seeded minibatch gradients and the test score:
-    accuracy on digits (64-hidden-10, cross-entropy), or the test MSE over the targets'
-    variance on the teacher-student task (inputs-hidden-1, squared error)."""
-
-    def __init__(self, config: AsyncConfig, ctx: RunContext, key: str, problem: str = "digits"):
-        self.problem = problem
-        if problem == "digits":
-            self.data, self.sizes = digits(ctx.generator("digits"), ctx.device), [64, config
-                                                                                    .hidden, 10]
-        else:
-            self.data, self.sizes = teacher_data(config, ctx), [config.teacher_inputs,
-                                                                config.hidden, 1]
-        init = mlp_parameters(ctx.n_seeds, self.sizes, ctx.generator("init"), ctx.device)
-        self.shapes = [p.shape[1:] for p in init]
-        self.initial = torch.cat([p.reshape(ctx.n_seeds, -1) for p in init], 1)
-        self.batches = ctx.generator("batches", key)
-        self.config, self.n_seeds = config, ctx.n_seeds
-
-    @property
-    def metric(self) -> str:
-        return "accuracy" if self.problem == "digits" else "test_mse"
-
-    def unflatten(self, flat: torch.Tensor) -> list[torch.Tensor]:
-        pieces = flat.split([math.prod(s) for s in self.shapes], dim=1)
-        return [p.reshape(self.n_seeds, *s) for p, s in zip(pieces, self.shapes, strict=True)]
-
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        if self.problem == "digits":
-            return torch.nn.functional.cross_entropy(outputs.transpose(1, 2), targets)
-        return (outputs[..., 0] - targets).square().mean()
-
-    def gradient(self, params: torch.Tensor, worker: int, seq: int) -> torch.Tensor:
-        """∇ of each seed's mean loss on its own minibatch (drawn in event order)."""
-        flat = params.detach().requires_grad_(True)
-        pick = torch.randint(len(self.data["train_y"]), (self.n_seeds, self.config.batch_size),
-                             generator=self.batches, device=flat.device)
-        outputs = mlp_forward(self.unflatten(flat), self.data["train_x"][pick])
-        loss = self.loss(outputs, self.data["train_y"][pick])
-        return torch.autograd.grad(loss * self.n_seeds, flat)[0]
-
-    def score(self, params: torch.Tensor) -> np.ndarray:
-        """Per seed: test accuracy (0.1, chance, once diverged), or test MSE / Var(y) (capped
-        at 1e3, also when diverged)."""
-        with torch.no_grad():
-            outputs = mlp_forward(self.unflatten(params),
-                                  self.data["test_x"].expand(self.n_seeds, -1, -1))
-            finite = torch.isfinite(params).all(1).cpu().numpy()
-            if self.problem == "digits":
-                right = outputs.argmax(-1) == self.data["test_y"]
-                return np.where(finite, right.float().mean(1).cpu().numpy(), 0.1)
-            mse = (outputs[..., 0] - self.data["test_y"]).square().mean(1).cpu().numpy()
-            return np.where(finite & np.isfinite(mse), np.minimum(mse, 1e3), 1e3)
-
-
-    def server(self, rule: str, lr: float, history: int = 64) -> ServerLogic:
-        return ServerLogic(self.initial, rule, lr, self.config.dc_lambda, history)
+# (1) Fixed delays, fixed step vs α₀/τ (Zhang et al. 2016).
 
 
 @dataclass(frozen=True)
-class TaskGradient:
-    """A picklable gradient factory for real workers (`ray_server`): each worker process builds
-    its own Task, drawing its own minibatches."""
+class FixedDelay(Job):
+    """A fixed delay τ with the fixed step (rule "async") or the step over τ ("staleness")."""
 
-    config_json: str
-    seed: int
-    n_seeds: int
+    kind: ClassVar[str] = "fixed"
+    rule: str
+    tau: int
     problem: str = "digits"
 
-    def task(self, worker: int = 0) -> Task:
-        config = AsyncConfig.model_validate_json(self.config_json)
-        ctx = RunContext(torch.device("cpu"), self.seed, self.n_seeds)
-        return Task(config, ctx, f"worker {worker}", self.problem)
-
-    def __call__(self, worker: int = 0) -> GradientFn:
-        return self.task(worker).gradient
-
-
-def curve_logger(task: Task, every: int, into: dict) -> callable:
-    def log(server: ServerLogic, clock: float) -> None:
-        if server.version % every == 0:
-            into.setdefault("time", []).append(clock)
-            into.setdefault("accuracy", []).append(task.score(server.params))
-    return log
+    def compute(self, config: AsyncConfig, lr: float, ctx: RunContext) -> dict:
+        task = Task(config, ctx, f"fixed {self.rule} {self.tau} {lr}", self.problem)
+        result = simulate_fixed_delay(task.server(self.rule, lr, history=max(config.taus) + 2),
+                                      task.gradient, self.tau, config.updates)
+        return {"rule": self.rule, "tau": self.tau, "lr": lr,
+                task.metric: task.score(result.server.params)}
 
 
 # --------------------------------------------------------------------------------------------
-# (1) Fixed delays, fixed step vs α₀/τ.
+# (2) The staleness the protocols produce: Downpour (Dean et al.), n-softsync (Zhang et al.).
 
 
-def fixed_delay(config: AsyncConfig, rule: str, tau: int, lr: float, ctx: RunContext,
-                problem: str = "digits") -> dict:
-    task = Task(config, ctx, f"fixed {rule} {tau} {lr}", problem)
-    result = simulate_fixed_delay(task.server(rule, lr, history=max(config.taus) + 2),
-                                     task.gradient, tau, config.updates)
-    return {"rule": rule, "tau": tau, "lr": lr, task.metric: task.score(result.server.params)}
+@dataclass(frozen=True)
+class Downpour(Job):
+    """N workers at constant speed, the server applying each gradient as it arrives."""
+
+    kind: ClassVar[str] = "downpour"
+    workers: int
+    per_update: int = 1  # gradients the server waits for (at least one) per update
+
+    def compute(self, config: AsyncConfig, lr: float, ctx: RunContext) -> dict:
+        per_update = max(self.per_update, 1)
+        task = Task(config, ctx, f"staleness {self.workers} {per_update}")
+        result = simulate_async(task.server("async", lr), task.gradient, self.workers,
+                                config.staleness_updates, Delays("constant"),
+                                np.random.default_rng(ctx.seed), per_update)
+        return {"workers": self.workers, "per_update": per_update,
+                **staleness_summary(result.server.staleness)}
+
+
+@dataclass(frozen=True)
+class Softsync(Downpour):
+    """n-softsync: λ learners, the server waiting for ⌊λ/n⌋ gradients per update."""
+
+    kind: ClassVar[str] = "softsync"
 
 
 # --------------------------------------------------------------------------------------------
-# (2) The staleness the protocols produce.
+# (3) DC-ASGD vs plain async (Zheng et al. 2017).
 
 
-def measured_staleness(config: AsyncConfig, workers: int, per_update: int, lr: float,
-                       ctx: RunContext) -> dict:
-    task = Task(config, ctx, f"staleness {workers} {per_update}")
-    result = simulate_async(task.server("async", lr), task.gradient, workers,
-                               config.staleness_updates, Delays("constant"),
-                               np.random.default_rng(ctx.seed), per_update)
-    return {"workers": workers, "per_update": per_update,
-            **staleness_summary(result.server.staleness)}
+@dataclass(frozen=True)
+class DelayCompensation(Job):
+    """`dc_workers` heterogeneous async workers, plain (rule "async") or DC-ASGD ("dc")."""
+
+    kind: ClassVar[str] = "dc"
+    rule: str
+
+    def compute(self, config: AsyncConfig, lr: float, ctx: RunContext) -> dict:
+        task = Task(config, ctx, f"async {self.rule}")
+        curve: dict = {}
+        result = simulate_async(task.server(self.rule, lr), task.gradient, config.dc_workers,
+                                config.updates, Delays("heterogeneous"),
+                                np.random.default_rng(ctx.seed),
+                                on_update=curve_logger(task, config.updates // 20, curve))
+        return {"rule": self.rule, "accuracy": task.score(result.server.params), "curve": curve,
+                **staleness_summary(result.server.staleness)}
 
 
 # --------------------------------------------------------------------------------------------
-# (3) DC-ASGD vs plain async; (4) sync with backup workers under stragglers.
+# (4) Synchronous SGD with backup workers under stragglers (Chen et al. 2016).
 
 
-def async_run(config: AsyncConfig, rule: str, lr: float, ctx: RunContext) -> dict:
-    task = Task(config, ctx, f"async {rule}")
-    curve: dict = {}
-    result = simulate_async(task.server(rule, lr), task.gradient, config.dc_workers,
-                               config.updates, Delays("heterogeneous"),
+@dataclass(frozen=True)
+class Backups(Job):
+    """`sync_workers` workers and b backups, stragglers among them."""
+
+    kind: ClassVar[str] = "sync"
+    backups: int
+
+    def compute(self, config: AsyncConfig, lr: float, ctx: RunContext,
+                delays: str = "straggler", workers: int | None = None) -> dict:
+        task = Task(config, ctx, f"sync {self.backups} {delays}")
+        curve: dict = {}
+        schedule = Delays(delays, straggler_p=config.straggler_p, straggler_k=config.straggler_k)
+        updates = config.updates // 4  # each step averages `sync_workers` gradients
+        result = simulate_sync(task.server("async", lr), task.gradient,
+                               workers or config.sync_workers, self.backups, updates, schedule,
                                np.random.default_rng(ctx.seed),
-                               on_update=curve_logger(task, config.updates // 20, curve))
-    return {"rule": rule, "accuracy": task.score(result.server.params), "curve": curve,
-            **staleness_summary(result.server.staleness)}
+                               on_update=curve_logger(task, max(updates // 20, 1), curve))
+        return {"backups": self.backups, "accuracy": task.score(result.server.params),
+                "mean_step_time": float(np.mean(result.step_times)),
+                "dropped": result.dropped, "curve": curve}
 
 
-def sync_run(config: AsyncConfig, backups: int, lr: float, ctx: RunContext,
-             delays: str = "straggler", workers: int | None = None) -> dict:
-    task = Task(config, ctx, f"sync {backups} {delays}")
-    curve: dict = {}
-    delays = Delays(delays, straggler_p=config.straggler_p, straggler_k=config.straggler_k)
-    updates = config.updates // 4  # each step averages `sync_workers` gradients
-    result = simulate_sync(task.server("async", lr), task.gradient,
-                              workers or config.sync_workers,
-                              backups, updates, delays, np.random.default_rng(ctx.seed),
-                              on_update=curve_logger(task, max(updates // 20, 1), curve))
-    return {"backups": backups, "accuracy": task.score(result.server.params),
-            "mean_step_time": float(np.mean(result.step_times)), "dropped": result.dropped,
-            "curve": curve}
+@dataclass(frozen=True)
+class Versus(Job):
+    """Synchronous SGD, no backups, on the heterogeneous workers of (3): async's rival."""
+
+    kind: ClassVar[str] = "versus"
+    workers: int
+
+    def compute(self, config: AsyncConfig, lr: float, ctx: RunContext) -> dict:
+        return Backups(0).compute(config, lr, ctx, "heterogeneous", self.workers)
+
+
+# --------------------------------------------------------------------------------------------
+# (5) Hogwild! (Niu et al. 2011), and the whole run.
 
 
 def hogwild_runs(config: AsyncConfig, ctx: RunContext) -> dict:
@@ -229,53 +197,47 @@ def hogwild_runs(config: AsyncConfig, ctx: RunContext) -> dict:
     return {"runs": runs, "initial_loss": problem.loss(torch.zeros(problem.features))}
 
 
+def jobs(config: AsyncConfig) -> list[Job]:
+    """(1)–(4) at α₀, in the order they run."""
+    return ([FixedDelay(r, t) for r in ("async", "staleness") for t in config.taus]
+            + [Downpour(w) for w in config.workers]
+            + [Softsync(config.learners, config.learners // n) for n in config.softsync]
+            + [DelayCompensation(r) for r in ("async", "dc")]
+            + [Backups(b) for b in config.backups] + [Versus(config.dc_workers)])
+
+
+def in_part(ctx: RunContext, advance: Callable[[int], None], key: str, job: Job,
+            config: AsyncConfig, lr: float) -> dict:
+    """`job` at the step `lr`, as the part `key` (loaded if stored); one step of progress."""
+    done = ctx.part(key, lambda: job.compute(config, lr, ctx))
+    advance(1)
+    return done
+
+
 def run(config: AsyncConfig, ctx: RunContext) -> dict:
     with ctx.track("α₀ for sequential SGD", len(config.lrs)) as advance:
-        grid = []
-        for lr in config.lrs:
-            grid.append(ctx.part(f"sequential: lr={lr}", lambda lr=lr: fixed_delay(
-                config, "async", 0, lr, ctx)))
-            advance(1)
+        grid = [in_part(ctx, advance, f"sequential: lr={lr}", FixedDelay("async", 0), config, lr)
+                for lr in config.lrs]
     alpha = grid[int(np.argmax([np.mean(r["accuracy"]) for r in grid]))]["lr"]
     with ctx.track("teacher-student", len(config.lrs) + 2 * len(config.taus)) as advance:
-        teacher_grid = []
-        for lr in config.lrs:
-            teacher_grid.append(ctx.part(f"teacher sequential: lr={lr}", lambda lr=lr: fixed_delay(
-                config, "async", 0, lr, ctx, "teacher")))
-            advance(1)
+        teacher_grid = [in_part(ctx, advance, f"teacher sequential: lr={lr}",
+                                FixedDelay("async", 0, "teacher"), config, lr)
+                        for lr in config.lrs]
         teacher_alpha = teacher_grid[int(np.argmin([np.median(r["test_mse"])
                                                     for r in teacher_grid]))]["lr"]
-        teacher = []
-        for rule in ("async", "staleness"):
-            for tau in config.taus:
-                teacher.append(ctx.part(f"teacher fixed: {rule}, {tau}, α₀={teacher_alpha}",
-                                        lambda r=rule, t=tau: fixed_delay(
-                                            config, r, t, teacher_alpha, ctx, "teacher")))
-                advance(1)
-    jobs = ([("fixed", r, t) for r in ("async", "staleness") for t in config.taus]
-            + [("downpour", w, 1) for w in config.workers]
-            + [("softsync", config.learners, config.learners // n) for n in config.softsync]
-            + [("dc", r, None) for r in ("async", "dc")]
-            + [("sync", b, None) for b in config.backups]
-            + [("versus", config.dc_workers, None)])
-    found: dict = {"fixed": [], "downpour": [], "softsync": [], "dc": [], "sync": [],
-                   "versus": []}
-    with ctx.track("async SGD", len(jobs)) as advance:
-        for kind, a, b in jobs:
-            compute = {
-                "fixed": lambda a=a, b=b: fixed_delay(config, a, b, alpha, ctx),
-                "downpour": lambda a=a: measured_staleness(config, a, 1, alpha, ctx),
-                "softsync": lambda a=a, b=b: measured_staleness(config, a, max(b, 1), alpha,
-                                                                ctx),
-                "dc": lambda a=a: async_run(config, a, alpha, ctx),
-                "sync": lambda a=a: sync_run(config, a, alpha, ctx),
-                "versus": lambda a=a: sync_run(config, 0, alpha, ctx, "heterogeneous", a),
-            }[kind]
-            found[kind].append(ctx.part(f"{kind}: {a}, {b}, α₀={alpha}", compute))
-            advance(1)
-    found["hogwild"] = ctx.part("hogwild", lambda: hogwild_runs(config, ctx))
-    return {"lr_grid": grid, "alpha0": alpha, **found, "teacher": teacher,
-            "teacher_lr_grid": teacher_grid, "teacher_alpha0": teacher_alpha}
+        teacher_jobs = [FixedDelay(r, t, "teacher") for r in ("async", "staleness")
+                        for t in config.taus]
+        teacher = [in_part(ctx, advance, f"teacher {job.key(teacher_alpha)}", job, config,
+                           teacher_alpha) for job in teacher_jobs]
+    todo = jobs(config)
+    runs_by_kind: dict[str, list[dict]] = {job.kind: [] for job in todo}  # in order of kind
+    with ctx.track("async SGD", len(todo)) as advance:
+        for job in todo:
+            runs_by_kind[job.kind].append(in_part(ctx, advance, job.key(alpha), job, config,
+                                                  alpha))
+    return {"lr_grid": grid, "alpha0": alpha, **runs_by_kind,
+            "hogwild": ctx.part("hogwild", lambda: hogwild_runs(config, ctx)),
+            "teacher": teacher, "teacher_lr_grid": teacher_grid, "teacher_alpha0": teacher_alpha}
 
 
 # --------------------------------------------------------------------------------------------
@@ -385,30 +347,16 @@ def figures(config: AsyncConfig, result: dict) -> dict:
     fig, axes = new_grid(2, 4, width=4.4, height=3.4)
     ax_tau, ax_stale, ax_hog, ax_teacher, ax_dc, ax_sync, ax_versus, ax_empty = axes.ravel()
     ax_empty.axis("off")
-    plot_delay_sweep(ax_teacher, result["teacher"], "test_mse")
-    ax_teacher.set(yscale="log", xlabel="fixed delay τ", ylabel="test MSE / Var(y)",
-                   title=f"Teacher-student, α₀ = {result['teacher_alpha0']:g}")
-    (synchronous,) = result["versus"]
-    asynchronous = next(r for r in result["dc"] if r["rule"] == "async")
-    for row, label in ((asynchronous, "async (Downpour)"), (synchronous, "sync")):
-        ax_versus.plot(row["curve"]["time"], np.mean(row["curve"]["accuracy"], 1), label=label)
-    ax_versus.set(xlabel="virtual time", ylabel="test accuracy",
-                  title=f"Async vs sync, {config.dc_workers} heterogeneous workers")
-    runs = result["hogwild"]["runs"]
-    ax_hog.bar([f"{r['processes']} process{'es' if r['processes'] > 1 else ''}" for r in runs],
-               [r["samples_per_s"] for r in runs], color=["tab:gray", "tab:purple"])
-    for index, r in enumerate(runs):
-        ax_hog.annotate(f"loss {r['loss']:.4f}", (index, r["samples_per_s"]), ha="center",
-                        va="bottom", fontsize=8)
-    ax_hog.set(ylabel="samples / s", title="Hogwild!: lock-free, sparse logistic regression")
     plot_delay_sweep(ax_tau, result["fixed"], "accuracy")
     ax_tau.set(xlabel="fixed delay τ", ylabel="test accuracy",
                title=f"Stale gradients, α₀ = {result['alpha0']:g}")
-    for rows, label, xs in ((result["downpour"], "Downpour", [r["workers"] - 1 for r in
-                                                              result["downpour"]]),
-                            (result["softsync"], "n-softsync", [config.learners //
-                                                                r["per_update"] for r in
-                                                                result["softsync"]])):
+    plot_delay_sweep(ax_teacher, result["teacher"], "test_mse")
+    ax_teacher.set(yscale="log", xlabel="fixed delay τ", ylabel="test MSE / Var(y)",
+                   title=f"Teacher-student, α₀ = {result['teacher_alpha0']:g}")
+    for rows, label, xs in (
+            (result["downpour"], "Downpour", [r["workers"] - 1 for r in result["downpour"]]),
+            (result["softsync"], "n-softsync",
+             [config.learners // r["per_update"] for r in result["softsync"]])):
         ax_stale.plot(xs, [r["mean"] for r in rows], "o-", label=f"{label} (mean)")
         ax_stale.plot(xs, [r["p99"] for r in rows], "x:", label=f"{label} (p99)")
     top = max(max(config.workers), max(config.softsync))
@@ -426,6 +374,19 @@ def figures(config: AsyncConfig, result: dict) -> dict:
                      label=f"b = {row['backups']}")
     ax_sync.set(xlabel="virtual time", ylabel="test accuracy",
                 title=f"Sync, {config.sync_workers} workers, stragglers")
+    (synchronous,) = result["versus"]
+    asynchronous = next(r for r in result["dc"] if r["rule"] == "async")
+    for row, label in ((asynchronous, "async (Downpour)"), (synchronous, "sync")):
+        ax_versus.plot(row["curve"]["time"], np.mean(row["curve"]["accuracy"], 1), label=label)
+    ax_versus.set(xlabel="virtual time", ylabel="test accuracy",
+                  title=f"Async vs sync, {config.dc_workers} heterogeneous workers")
+    runs = result["hogwild"]["runs"]
+    ax_hog.bar([f"{r['processes']} process{'es' if r['processes'] > 1 else ''}" for r in runs],
+               [r["samples_per_s"] for r in runs], color=["tab:gray", "tab:purple"])
+    for index, r in enumerate(runs):
+        ax_hog.annotate(f"loss {r['loss']:.4f}", (index, r["samples_per_s"]), ha="center",
+                        va="bottom", fontsize=8)
+    ax_hog.set(ylabel="samples / s", title="Hogwild!: lock-free, sparse logistic regression")
     for ax in (ax_tau, ax_stale, ax_teacher, ax_dc, ax_sync, ax_versus):
         ax.legend(fontsize=8)
     return {"async_sgd": fig}
@@ -438,14 +399,13 @@ EXPERIMENT = Experiment(
     version=3,
     config_class=AsyncConfig,
     scales={
-        "quick": {"hogwild_examples": 20_000, "hogwild_features": 10_000, "updates": 400, "taus": [0, 4, 16], "workers": [1, 4], "learners": 4,
-                  "softsync": [1, 4], "staleness_updates": 200, "dc_workers": 4,
-                  "sync_workers": 8, "backups": [0, 1]},
-        "default": {},
+        "quick": {"hogwild_examples": 20_000, "hogwild_features": 10_000, "updates": 400,
+                  "taus": [0, 4, 16], "workers": [1, 4], "learners": 4, "softsync": [1, 4],
+                  "staleness_updates": 200, "dc_workers": 4, "sync_workers": 8,
+                  "backups": [0, 1]},
         "paper": {"updates": 20_000, "learners": 30, "softsync": [1, 2, 5, 15, 30],
                   "workers": [1, 2, 4, 8, 16, 32], "sync_workers": 96, "backups": [0, 4, 6]},
     },
-    seeds={"quick": 2, "default": 4, "paper": 8},
     run=run,
     figures=figures,
     claims=CLAIMS,
