@@ -20,7 +20,7 @@ import torch
 from gradfail.data.digits import digits
 from gradfail.distributed.server import GradientFn, ServerLogic
 from gradfail.experiment import RunContext
-from gradfail.nets.deep import mlp_forward, mlp_parameters
+from gradfail.nets.batched import mlp_forward, mlp_parameters
 
 
 class TaskConfig(Protocol):

@@ -2,9 +2,16 @@
 
 Summing the seeds' mean losses gives each seed exactly its own gradient, so any element-wise
 optimiser (SGD, Adam) stepping the batched parameters is independent training per seed.
+One MLP, two ways to hold it: `BatchedMLP`, a module with the paper code's truncated-normal
+init, and `mlp_parameters`, plain tensors with He init (for optimisers that need a parameter
+group per setting); both run through `mlp_forward`. Deep nets with batch norm, residuals and
+named activations are `gradfail.nets.deep.DeepMLP`.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -46,9 +53,28 @@ class BatchedMLP(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers[:-1]:
-            x = torch.relu(layer(x))
-        return self.layers[-1](x)
+        return mlp_forward(list(self.parameters()), x)
+
+
+def mlp_parameters(n_models: int, sizes: list[int], generator: torch.Generator,
+                   device: torch.device, gain: float = 2.0) -> list[torch.Tensor]:
+    """[W1, b1, W2, b2, …] as plain tensors with a leading model axis (for optimisers that need
+    one parameter group per setting): W ~ N(0, gain/n_in) (He for gain 2), b = 0."""
+    params = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False):
+        params += [torch.randn(n_models, n_in, n_out, generator=generator, device=device)
+                   * math.sqrt(gain / n_in), torch.zeros(n_models, 1, n_out, device=device)]
+    return params
+
+
+def mlp_forward(params: list[torch.Tensor], x: torch.Tensor,
+                hidden: Callable[[torch.Tensor], torch.Tensor] = torch.relu) -> torch.Tensor:
+    """The MLP of `mlp_parameters`: `hidden` after every layer but the last (linear)."""
+    for layer in range(0, len(params), 2):
+        x = torch.baddbmm(params[layer + 1], x, params[layer])
+        if layer + 2 < len(params):
+            x = hidden(x)
+    return x
 
 
 def hinge_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -95,27 +95,6 @@ class DeepMLP(nn.Module):
         return torch.stack([w.grad.flatten(1).norm(dim=1) for w in self.weights], dim=1)
 
 
-def mlp_parameters(n_models: int, sizes: list[int], generator: torch.Generator,
-                   device: torch.device, gain: float = 2.0) -> list[torch.Tensor]:
-    """[W1, b1, W2, b2, …] as plain tensors with a leading model axis (for optimisers that need
-    one parameter group per setting): W ~ N(0, gain/n_in) (He for gain 2), b = 0."""
-    params = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False):
-        params += [torch.randn(n_models, n_in, n_out, generator=generator, device=device)
-                   * math.sqrt(gain / n_in), torch.zeros(n_models, 1, n_out, device=device)]
-    return params
-
-
-def mlp_forward(params: list[torch.Tensor], x: torch.Tensor,
-                hidden: Callable[[torch.Tensor], torch.Tensor] = torch.relu) -> torch.Tensor:
-    """The MLP of `mlp_parameters`: `hidden` after every layer but the last (linear)."""
-    for layer in range(0, len(params), 2):
-        x = torch.baddbmm(params[layer + 1], x, params[layer])
-        if layer + 2 < len(params):
-            x = hidden(x)
-    return x
-
-
 def expand_models(x: torch.Tensor, n_models: int) -> torch.Tensor:
     """The same batch for every model: (batch, n) → (n_models, batch, n), no copy."""
     return x.expand(n_models, *x.shape)

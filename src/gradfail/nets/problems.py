@@ -20,7 +20,8 @@ import torch
 from gradfail.data.curves import convolve, curves_of, kink_vectors, relative_errors
 from gradfail.data.digits import digits
 from gradfail.data.parity import parity_labels, random_signs, random_subsets
-from gradfail.nets.deep import expand_models, mlp_forward, mlp_parameters
+from gradfail.nets.batched import mlp_forward, mlp_parameters
+from gradfail.nets.deep import expand_models
 
 if TYPE_CHECKING:
     from gradfail.experiment import RunContext

@@ -26,7 +26,8 @@ from scipy import stats
 
 from gradfail.data.digits import digits
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
-from gradfail.nets.deep import expand_models, mlp_forward, mlp_parameters
+from gradfail.nets.batched import mlp_forward, mlp_parameters
+from gradfail.nets.deep import expand_models
 from gradfail.plotting import band, log_ticks, new_figure
 
 REMEDIES = ("L2", "dropout", "early stopping", "augmentation", "lr decay")

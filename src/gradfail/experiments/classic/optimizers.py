@@ -24,8 +24,14 @@ import torch
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext, known_name
-from gradfail.nets.problems import (Problem, adaptive_methods_example, classifier, convolution,
-                                    parity, quadratic)
+from gradfail.nets.problems import (
+    Problem,
+    adaptive_methods_example,
+    classifier,
+    convolution,
+    parity,
+    quadratic,
+)
 from gradfail.plotting import log_ticks, new_figure, new_grid
 
 OPTIMIZERS: dict[str, Callable[[list[dict]], torch.optim.Optimizer]] = {

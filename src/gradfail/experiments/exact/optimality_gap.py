@@ -27,8 +27,7 @@ from pydantic import Field, PositiveFloat, PositiveInt
 from gradfail.exact.relu import MAX_RELU_WIDTH, certify_relu
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext, known_name
 from gradfail.maths.statistics import wilson_interval
-from gradfail.nets.batched import hinge_loss
-from gradfail.nets.deep import mlp_forward, mlp_parameters
+from gradfail.nets.batched import hinge_loss, mlp_forward, mlp_parameters
 from gradfail.plotting import fractions, log_ticks, new_grid
 
 KINDS = {
