@@ -55,6 +55,22 @@ def fractions(ax, x, found, label: str, color=None, fmt: str = "o-") -> None:
                 fmt=fmt, color=color, capsize=3, label=label)
 
 
+def confusion_matrix(ax, matrix, rows: list[str], columns: list[str], ylabel: str, title: str,
+                     fontsize: int = 8) -> None:
+    """A confusion matrix: each row's shares as shades, the counts written in, labels tilted."""
+    counts = np.asarray(matrix, dtype=float)
+    shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ax.grid(False)
+    for (i, j), count in np.ndenumerate(counts):
+        if count:
+            ax.text(j, i, f"{count:.0f}", ha="center", va="center", fontsize=fontsize,
+                    color="white" if shares[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(columns)), columns, rotation=60, ha="right", fontsize=fontsize)
+    ax.set_yticks(range(len(rows)), rows, fontsize=fontsize)
+    ax.set(xlabel="named by the doctor", ylabel=ylabel, title=title)
+
+
 def log_ticks(ax, values) -> None:
     """A log x axis labelled at exactly `values` (depths, sizes), with no minor labels."""
     ax.set_xscale("log")

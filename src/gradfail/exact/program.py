@@ -1,17 +1,9 @@
 """Exact training's shared pieces: the (MI)LP builder for scipy's HiGHS (`Program`, `Solved`),
 the input checks every exact problem makes, and the `Certificate` a solve returns.
 
-Exact training of tiny networks: linear and mixed-integer programs that certify a global optimum.
-
-A single threshold unit is a linear program; two threshold units under an AND (Blum & Rivest
-1992) or a handful of ReLUs are mixed-integer programs, one binary per (sample, unit) for the
-unit's state. Every program here is solved by HiGHS through `scipy.optimize.milp`. A solve that
-stops at its time limit returns the best network found with the solver's proven lower bound and
-is marked not certified: a bound is never reported as an optimum.
-
-The certified class is always a box: every first-layer weight and bias in [−B, B] (spec
-`exact_depth_anchors.md` §A.4; training is ∃ℝ-complete, so only a bounded class can be
-certified, Abrahamsen et al. 2021).
+A solve that stops at its time limit returns the best network found with the solver's proven
+lower bound and is marked not certified: a bound is never reported as an optimum (the package's
+docstring, gradfail.exact, says what is certified and why a box).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from pydantic import Field, PositiveInt, field_validator
 from gradfail.doctor import bench
 from gradfail.doctor.bench.scoring import score
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
-from gradfail.plotting import new_figure
+from gradfail.plotting import confusion_matrix, new_figure
 
 
 class DoctorBenchConfig(Config):
@@ -140,19 +140,9 @@ CLAIMS = (
 def figures(config: DoctorBenchConfig, result: dict) -> dict:
     fig, (ax_matrix, ax_scores) = new_figure(ncols=2, width=12.0, height=5.5)
     confusion = result["doctor"]["confusion"]
-    counts = np.array(confusion["matrix"], dtype=float)
-    shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
-    ax_matrix.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    ax_matrix.grid(False)
-    for (i, j), count in np.ndenumerate(counts):
-        if count:
-            ax_matrix.text(j, i, f"{count:.0f}", ha="center", va="center", fontsize=7,
-                           color="white" if shares[i, j] > 0.5 else "black")
-    ax_matrix.set_xticks(range(len(confusion["columns"])), confusion["columns"], rotation=60,
-                         ha="right", fontsize=7)
-    ax_matrix.set_yticks(range(len(confusion["rows"])), confusion["rows"], fontsize=7)
-    ax_matrix.set(xlabel="named by the doctor", ylabel="the program's label",
-                  title=f"The doctor on the {result['split']} programs")
+    confusion_matrix(ax_matrix, confusion["matrix"], confusion["rows"], confusion["columns"],
+                     "the program's label", f"The doctor on the {result['split']} programs",
+                     fontsize=7)
     verdicts = list(result["doctor"]["per_verdict"])
     positions = np.arange(len(verdicts))
     for offset, who, metric in ((-0.3, "doctor", "precision"), (-0.1, "doctor", "recall"),

@@ -24,7 +24,7 @@ from pydantic import Field, NonNegativeInt, PositiveInt, field_validator
 
 from gradfail.doctor import zoo
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
-from gradfail.plotting import new_figure
+from gradfail.plotting import confusion_matrix, new_figure
 
 
 class DoctorZooConfig(Config):
@@ -117,19 +117,8 @@ CLAIMS = (
 
 def figures(config: DoctorZooConfig, result: dict) -> dict:
     fig, (ax_matrix, ax_scores) = new_figure(ncols=2, width=6.0, height=4.6)
-    counts = np.array(result["matrix"], dtype=float)
-    shares = counts / counts.sum(1, keepdims=True)
-    ax_matrix.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    ax_matrix.grid(False)
-    for (i, j), count in np.ndenumerate(counts):
-        if count:
-            ax_matrix.text(j, i, f"{count:.0f}", ha="center", va="center", fontsize=8,
-                           color="white" if shares[i, j] > 0.5 else "black")
-    ax_matrix.set_xticks(range(len(result["columns"])), result["columns"], rotation=60,
-                         ha="right", fontsize=8)
-    ax_matrix.set_yticks(range(len(result["rows"])), result["rows"], fontsize=8)
-    ax_matrix.set(xlabel="named by the doctor", ylabel="the case's label",
-                  title="The doctor on the failure zoo")
+    confusion_matrix(ax_matrix, result["matrix"], result["rows"], result["columns"],
+                     "the case's label", "The doctor on the failure zoo")
     verdicts = list(result["scores"])
     positions = np.arange(len(verdicts))
     for offset, metric in ((-0.2, "precision"), (0.2, "recall")):
