@@ -176,12 +176,8 @@ def run_experiment(
         traceback.print_exc(file=sys.stderr)
         return close("failed", f"{type(error).__name__}: {error}")
     try:  # what follows the run can fail too: the run is then stored failed, the sweep goes on
-        claims = [claim.evaluate(config, result) for claim in experiment.claims]
-        figure_dir = store.figures_dir / f"{run_id}-{experiment.name}"
-        figures = {
-            name: str(save_figure(figure, figure_dir / f"{name}.png"))
-            for name, figure in experiment.figures(config, result).items()
-        }
+        claims, figures = judged_and_drawn(experiment, config, result,
+                                           store.figures_dir / f"{run_id}-{experiment.name}")
         return close("done", result=result, claims=claims, figures=figures)
     except KeyboardInterrupt:
         close("failed", "interrupted")
@@ -191,6 +187,15 @@ def run_experiment(
         reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
         return close("failed", f"after the run (claims, figures or storing): "
                                f"{type(error).__name__}: {reason}")
+
+
+def judged_and_drawn(experiment: Experiment, config: Config, result: dict,
+                     figure_dir: Path) -> tuple[list[dict], dict[str, str]]:
+    """A finished run's claims, judged, and its figures, saved under `figure_dir`."""
+    claims = [claim.evaluate(config, result) for claim in experiment.claims]
+    figures = {name: str(save_figure(figure, figure_dir / f"{name}.png"))
+               for name, figure in experiment.figures(config, result).items()}
+    return claims, figures
 
 
 def run_plan(plan: list[tuple[Experiment, Config]], *, scale: str, store: Store, seed: int = 0,
