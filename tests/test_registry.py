@@ -44,3 +44,15 @@ def test_a_name_registered_twice_is_refused(monkeypatch):
             registry.experiments()
     finally:
         registry.experiments.cache_clear()
+
+
+def test_the_identities_only_a_bug_can_break_are_sanity_checks():
+    """Each experiment's identity (a theorem's bound on what it bounds, a reduction, a
+    certificate, a count) is a sanity check, not a result (issue 21)."""
+    sanity = {(name, c.name) for name, e in registry.experiments().items() for c in e.claims
+              if c.kind == "sanity"}
+    assert {name for name, _ in sanity} == {
+        "parity", "exploding_rnn", "perceptron_lp", "weight_sharing", "skip_flat",
+        "optimality_gap", "async_sgd", "three_node", "flat_activation"}
+    assert all(c.kind in ("empirical", "sanity") for e in registry.experiments().values()
+               for c in e.claims)

@@ -27,7 +27,10 @@ def test_the_report_has_every_experiment_and_every_claim(quick_store, tmp_path):
         for name in run["figures"]:
             assert (tmp_path / "report" / "figures" / f"{run['id']}-{run['experiment']}-{name}.png"
                     ).exists()
-    assert len(re.findall(r'<tr class="claim">', html)) == sum(len(run["claims"]) for run in runs)
+    assert len(re.findall(r'<tr class="claim( sanity)?">', html)) == sum(
+        len(run["claims"]) for run in runs)
+    assert len(re.findall(r'<tr class="claim sanity">', html)) == sum(
+        c["kind"] == "sanity" for run in runs for c in run["claims"])
     assert "http://" not in html and "https://" not in html  # self-contained
 
 
@@ -61,6 +64,31 @@ def test_the_report_shows_what_was_stored_with_the_run_not_what_the_code_says_to
     html = write_report(store, tmp_path / "report").read_text()  # the name is not registered
     assert "Parities, as titled then" in html and about["command"] in html
 
+
+def test_sanity_checks_are_shown_apart_never_counted_and_a_broken_one_is_a_bug(tmp_path,
+                                                                              monkeypatch):
+    from dataclasses import replace
+
+    from gradfail.experiment import Check, Claim
+
+    store = Store(tmp_path / "s.sqlite")
+    parity = registry.get("parity")
+    tiny = {"dims": [5], "steps": [200], "variance_dims": [4, 5], "floor_dims": [],
+            "periodic_dim": 3, "periodic_radii": [0.5], "periodic_inputs": 256}
+    checks = (Claim("an identity", "2 + 2 = 4", "exact", lambda c, r: Check.judge(False, 5.0, "5"),
+                    kind="sanity"),
+              Claim("a finding", "it learns", "≥ 0.9", lambda c, r: Check.judge(True, 1.0, "1")))
+    run_experiment(replace(parity, claims=checks), parity.config("quick", tiny), scale="quick",
+                   store=store, n_seeds=1)
+    (run,) = store.runs()
+    assert [c["kind"] for c in run["claims"]] == ["sanity", "empirical"]
+    html = write_report(store, tmp_path / "report").read_text()
+    assert "1 hold" in html and "0 fail" in html  # the broken identity is not a failed claim
+    assert "1 broken: a bug" in html and "broken: a bug</td>" in html
+    monkeypatch.setenv("COLUMNS", "300")  # one table row a line
+    done = gradfail_cli("claims", "--store", str(tmp_path / "s.sqlite"))
+    assert "sanity check broken: a bug" in done.stdout
+
 @pytest.mark.slow
 def test_the_report_loads_in_headless_chromium(quick_store, tmp_path):
     if not (CHROMIUM and CHROMEDRIVER):
@@ -87,7 +115,8 @@ def test_the_report_loads_in_headless_chromium(quick_store, tmp_path):
         for run in quick_store.runs():
             rows = driver.execute_script(
                 f"return document.querySelectorAll('table[data-experiment=\"{run['experiment']}\"]"
-                " tr.claim').length")
+                f" tr.claim, table[data-experiment=\"{run['experiment']}-sanity\"] tr.claim')"
+                ".length")
             assert rows == len(run["claims"]), run["experiment"]
         errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
         assert not errors, errors

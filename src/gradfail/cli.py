@@ -19,7 +19,7 @@ import sys
 from typing import NoReturn
 
 from gradfail.errors import GradfailError
-from gradfail.experiment import SCALES, claim_counts, parse_overrides
+from gradfail.experiment import SCALES, claim_counts, is_sanity, parse_overrides
 from gradfail.store import DEFAULT_PATH
 
 VERDICT_STYLE = {"holds": "green", "fails": "red", "inconclusive": "magenta",
@@ -232,10 +232,9 @@ def cmd_claims(args) -> int:
     for column in ("experiment", "claim", "paper", "measured", "verdict"):
         table.add_column(column, overflow="fold")
     for run in runs:
-        for claim in run["claims"]:
-            style = VERDICT_STYLE[claim["verdict"]]
+        for claim in sorted(run["claims"], key=is_sanity):
             table.add_row(f"{run['experiment']} ({run['scale']})", claim["name"], claim["paper"],
-                          claim["detail"], f"[{style}]{claim['verdict']}[/]")
+                          claim["detail"], styled_verdict(claim))
     console().print(table)
     return 0
 
@@ -333,6 +332,16 @@ def console():
     return Console()
 
 
+def styled_verdict(claim: dict) -> str:
+    """A claim's verdict in colour; a sanity check reads "sanity: passed", or, failed, as the
+    bug it is."""
+    if is_sanity(claim):
+        return ("[dim]sanity: passed[/]" if claim["verdict"] == "holds" else
+                "[bold red]sanity check broken: a bug[/]" if claim["verdict"] == "fails" else
+                f"[dim]sanity: {claim['verdict']}[/]")
+    return f"[{VERDICT_STYLE[claim['verdict']]}]{claim['verdict']}[/]"
+
+
 def styled_status(status: str) -> str:
     return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
 
@@ -356,10 +365,8 @@ def print_outcome(outcome) -> None:
         table = Table(show_lines=False)
         for column in ("claim", "paper", "measured", "verdict"):
             table.add_column(column, overflow="fold")
-        for claim in outcome.claims:
-            style = VERDICT_STYLE[claim["verdict"]]
-            table.add_row(claim["name"], claim["paper"], claim["detail"],
-                          f"[{style}]{claim['verdict']}[/]")
+        for claim in sorted(outcome.claims, key=is_sanity):
+            table.add_row(claim["name"], claim["paper"], claim["detail"], styled_verdict(claim))
         out.print(table)
     for name, path in outcome.figures.items():
         out.print(f"  figure {name}: {path}")

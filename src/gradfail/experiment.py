@@ -30,10 +30,14 @@ Verdict = Literal["holds", "fails", "inconclusive", "not checked"]
 VERDICTS: tuple[Verdict, ...] = typing.get_args(Verdict)
 
 
-def claim_counts(claims: list[dict]) -> dict[str, int]:
-    """How many claims of each verdict."""
-    return {verdict: sum(claim["verdict"] == verdict for claim in claims) for verdict in VERDICTS}
+def is_sanity(claim: dict) -> bool:
+    return claim.get("kind") == "sanity"
 
+
+def claim_counts(claims: list[dict]) -> dict[str, int]:
+    """How many empirical claims of each verdict (sanity checks are not results: never counted)."""
+    return {verdict: sum(claim["verdict"] == verdict and not is_sanity(claim)
+                         for claim in claims) for verdict in VERDICTS}
 
 class Config(BaseModel):
     """Base of every experiment's config: unknown keys are refused, values are immutable."""
@@ -89,14 +93,23 @@ class Check:
                                "the claim needs")
 
 
+ClaimKind = Literal["empirical", "sanity"]
+
+
 @dataclass(frozen=True)
 class Claim:
-    """A published statement with its number, and how to check it against a run's result."""
+    """A published statement with its number, and how to check it against a run's result.
+
+    `kind`: "empirical" for a claim about the world, which the run can confirm or refute;
+    "sanity" for an identity only a bug can break (a theorem's bound on the quantity it bounds,
+    a reduction, a certificate): shown apart, never counted in the tally, and, when it fails, a
+    bug to fix rather than a result."""
 
     name: str
     paper: str
     tolerance: str
     check: Callable[[Any, dict], Check]
+    kind: ClaimKind = "empirical"
 
     def evaluate(self, config: Config, result: dict) -> dict:
         check = self.check(config, result)
@@ -111,6 +124,7 @@ class Claim:
             "detail": check.detail,
             "verdict": check.verdict,
             "holds": {"holds": True, "fails": False}.get(check.verdict),
+            "kind": self.kind,
         }
 
 

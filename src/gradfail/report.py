@@ -17,7 +17,7 @@ import jinja2
 
 import gradfail
 from gradfail import registry
-from gradfail.experiment import claim_counts
+from gradfail.experiment import claim_counts, is_sanity
 from gradfail.store import Store
 
 
@@ -54,6 +54,8 @@ def section(run: dict, out_dir: Path) -> dict:
         "description": about.get("description", []),
         "figures": figures,
         "counts": claim_counts(run["claims"]),
+        "empirical": [c for c in run["claims"] if not is_sanity(c)],
+        "sanity": [c for c in run["claims"] if is_sanity(c)],
         "command": about.get("command", f"gradfail run {run['experiment']} --scale "
                                         f"{run['scale']}"),
     }
@@ -84,6 +86,12 @@ def doctor_session(session: dict) -> dict:
             "coverage": document.get("coverage", {})}
 
 
+def sanity_totals(checks: list[dict]) -> dict[str, int]:
+    """Sanity checks passed and broken (a broken one is a bug, not a result)."""
+    return {"passed": sum(c["verdict"] == "holds" for c in checks),
+            "broken": sum(c["verdict"] == "fails" for c in checks)}
+
+
 def write_report(store: Store, out_dir: str | Path) -> Path:
     """Render the report of `store` into `out_dir`; returns the path of index.html."""
     out_dir = Path(out_dir)
@@ -96,7 +104,8 @@ def write_report(store: Store, out_dir: str | Path) -> Path:
         sections=sections, store=str(store.path), version=gradfail.__version__,
         sessions=[doctor_session(s) for s in store.doctor_sessions()],
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        totals=claim_counts([c for s in sections for c in s["run"]["claims"]]))
+        totals=claim_counts([c for s in sections for c in s["run"]["claims"]]),
+        sanity=sanity_totals([c for s in sections for c in s["sanity"]]))
     index = out_dir / "index.html"
     partial = out_dir / "index.partial.html"
     partial.write_text(html, encoding="utf-8")

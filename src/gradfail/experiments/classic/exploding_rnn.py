@@ -293,7 +293,7 @@ CLAIMS = (
     Claim("ρ < 1: gradients vanish at least like ρ^T", "λ1 < 1/γ is sufficient for the "
           "vanishing gradient problem, γ = 1 for tanh (Pascanu et al. 2013, §2.1)",
           "‖vᵀ∂h_T/∂h_0‖ ≤ ρ^T (1e-4 relative slack) for every ρ < 1, T and seed",
-          check_vanishing),
+          check_vanishing, kind="sanity"),
     Claim("ρ > 1: unclipped SGD diverges or spikes, clipped does not", "gradient-norm "
           "clipping deals with exploding gradients (Pascanu et al. 2013, §3.2, Algorithm 1)",
           "for each trained ρ > 1 and length: ≥ 50% of unclipped seeds diverge or spike "

@@ -316,7 +316,7 @@ def check_hogwild(config: AsyncConfig, result: dict) -> Check:
 CLAIMS = (
     Claim("Downpour: mean τ = N − 1", "with N equal workers each gradient is N − 1 versions "
           "stale (spec §2.1, the Ray example's async loop)", "|mean τ − (N − 1)| ≤ 10% for "
-          "every N ≥ 2", check_downpour),
+          "every N ≥ 2", check_downpour, kind="sanity"),
     Claim("n-softsync: mean τ ≈ n", "⟨τ⟩ ≈ n for n-softsync with λ learners (Zhang et al. "
           "2016, §3)", "|mean τ − n| ≤ 10% of n for every n", check_softsync),
     Claim("α₀/τ recovers sequential accuracy", "with α₀/τ every protocol reaches the "

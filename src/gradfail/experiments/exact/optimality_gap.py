@@ -288,7 +288,7 @@ CLAIMS = (
           "intervals apart (XOR instances, GD and Adam pooled)", check_data_size),
     Claim("the MILP bound is a certificate", "a certified lower bound: no network in the class "
           "has a smaller loss (spec §A.6 sanity check)", "every width-H run inside the box has "
-          "loss ≥ the proven bound − 1e-6 (relative)", check_certificate),
+          "loss ≥ the proven bound − 1e-6 (relative)", check_certificate, kind="sanity"),
 )
 
 

@@ -225,7 +225,7 @@ CLAIMS = (
           "every non-separable twin called not separable", check_lp_exact),
     Claim("Novikoff's bound", "the perceptron makes at most (R/γ)² updates on data separable "
           "with margin γ (Novikoff 1962)", "updates ≤ (R/γ)² on every separable instance, with "
-          "R = max ‖(x, 1)‖ and the planted γ", check_novikoff),
+          "R = max ‖(x, 1)‖ and the planted γ", check_novikoff, kind="sanity"),
     Claim("the perceptron slows with the margin, the LP does not", "Novikoff 1962: the "
           "perceptron's work grows as 1/γ² at worst; an LP is polynomial in the input size",
           "at the largest n, log-log slope vs 1/γ ≥ 0.5 for perceptron updates and within "

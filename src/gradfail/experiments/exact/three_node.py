@@ -156,7 +156,8 @@ CLAIMS = (
     Claim("a consistent 3-node net exists exactly when a splitting does",
           "Blum & Rivest 1992: training a 3-node network is NP-complete, by reduction from set "
           "splitting", "the certified fewest errors is 0 exactly on the instances brute force "
-          "finds splittable (instances cut at the time limit are left out)", check_reduction),
+          "finds splittable (instances cut at the time limit are left out)", check_reduction,
+          kind="sanity"),
     Claim("the exponential wall", "NP-hardness in practice (spec §A.4.2): consistent (planted) "
           "data is loaded fast, proving the optimum on random labels blows up with N",
           "median solve time on random labels grows ≥ 10× from the smallest to the largest N "

@@ -186,7 +186,7 @@ CLAIMS = (
     Claim("the flat answer is exact on flat patches", "a constant patch m gives m·Σw + b, so a "
           "neighbourhood of zero variance need not meet the filters",
           "at threshold 0 the skipping layer equals the dense convolution, |Δ| ≤ 1e-4, on "
-          "both data sets", check_exact),
+          "both data sets", check_exact, kind="sanity"),
     Claim("most neighbourhoods can be skipped without losing accuracy", "the notes: where a "
           "neighbourhood's variance is tiny there is nothing to compute",
           f"some threshold skips ≥ {MOST:.0%} of patches with test accuracy within "

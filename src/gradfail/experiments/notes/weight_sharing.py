@@ -167,7 +167,7 @@ CLAIMS = (
     Claim("untied filters multiply the parameters by the positions", "a locally connected "
           "layer has one filter per output position (Le et al. 2012's layers vs a convolution)",
           "filter weights of the locally connected layer / the convolution's = output positions",
-          check_parameters),
+          check_parameters, kind="sanity"),
     Claim("tying needs fewer samples on translation-invariant data", "the notes: sharing "
           "weights trades memory for data; a convolution generalises from fewer images when "
           "the task is translation invariant", "the convolution reaches the locally connected "

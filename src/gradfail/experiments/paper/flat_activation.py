@@ -286,7 +286,7 @@ CLAIMS = (
               0.02, True),
     Claim("forward-only within its guarantee", "ε-optimal after O(L²/ε²) steps for an "
           "L-Lipschitz u (Appendix A.7)", "trajectory-average error ≤ L(D² + mean‖g‖²)/(2√T) "
-          "for every T and seed", check_bound),
+          "for every T and seed", check_bound, kind="sanity"),
 )
 
 
