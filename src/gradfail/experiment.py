@@ -23,6 +23,7 @@ import torch
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from gradfail.errors import ConfigError, Diverged, require_known
+from gradfail.maths.statistics import Interval
 
 SCALES = ("quick", "default", "paper")
 Scale = Literal["quick", "default", "paper"]
@@ -56,25 +57,34 @@ def known_name(kind: str, known) -> type[str]:
 
 @dataclass(frozen=True)
 class Check:
-    """What a claim's check found: the verdict, the headline number and the evidence in words."""
+    """What a claim's check found: the verdict, the headline number, the evidence in words and,
+    for an empirical claim, the interval of the statistic it was judged on."""
 
     verdict: Verdict
     measured: float | None
     detail: str
+    interval: Interval | None = None
 
     @classmethod
     def judge(cls, holds: bool, measured: float | None, detail: str) -> Check:
         return cls("holds" if holds else "fails", measured, detail)
 
     @classmethod
-    def interval(cls, low: float, high: float, threshold: float, measured: float, detail: str
-                 ) -> Check:
+    def at_least(cls, interval: Interval, threshold: float, detail: str) -> Check:
         """A claim that a quantity is at least `threshold`, judged on its interval: holds when
         the whole interval is at or above it, fails when the whole interval is below it, and is
         inconclusive when the interval straddles it."""
-        verdict = "holds" if low >= threshold else "fails" if high < threshold else \
-            "inconclusive"
-        return cls(verdict, measured, f"{detail} (95% interval [{low:.2f}, {high:.2f}])")
+        verdict = "holds" if interval.low >= threshold else \
+            "fails" if interval.high < threshold else "inconclusive"
+        return cls(verdict, interval.estimate, f"{detail} ({interval})", interval)
+
+    @classmethod
+    def at_most(cls, interval: Interval, threshold: float, detail: str) -> Check:
+        """A claim that a quantity is at most `threshold`, judged on its interval (as
+        `at_least`, mirrored)."""
+        verdict = "holds" if interval.high <= threshold else \
+            "fails" if interval.low > threshold else "inconclusive"
+        return cls(verdict, interval.estimate, f"{detail} ({interval})", interval)
 
     @classmethod
     def not_checked(cls, measured: float | None, detail: str) -> Check:
@@ -82,14 +92,15 @@ class Check:
 
     @classmethod
     def within_budget(cls, seen: bool, expected: bool, ran: int, budget: int,
-                      measured: float | None, detail: str) -> Check:
+                      measured: float | None, detail: str, unit: str = "steps") -> Check:
         """A claim that an event (reaching a target, leaving chance) does or does not happen
-        within the paper's `budget` steps, judged on a run of `ran` steps: an expected event
-        seen holds at any budget, an unexpected one fails at any budget; an event not seen is
-        judged only when the run was as long as the paper's, else it is not checked."""
+        within the paper's `budget` (in `unit`: steps, or samples where the paper's budget is
+        steps × batch), judged on a run of `ran`: an expected event seen holds at any budget,
+        an unexpected one fails at any budget; an event not seen is judged only when the run
+        was as long as the paper's, else it is not checked."""
         if seen or ran >= budget:
             return cls.judge(seen == expected, measured, detail)
-        return cls.not_checked(measured, f"{detail}; ran {ran:,} of the {budget:,} steps "
+        return cls.not_checked(measured, f"{detail}; ran {ran:,} of the {budget:,} {unit} "
                                "the claim needs")
 
 
@@ -103,13 +114,18 @@ class Claim:
     `kind`: "empirical" for a claim about the world, which the run can confirm or refute;
     "sanity" for an identity only a bug can break (a theorem's bound on the quantity it bounds,
     a reduction, a certificate): shown apart, never counted in the tally, and, when it fails, a
-    bug to fix rather than a result."""
+    bug to fix rather than a result.
+
+    `test`: an empirical claim's statistical rule, stated before it runs: the statistic, its
+    interval (over seeds, by bootstrap, exact, or censoring-aware) and the direction of the
+    effect; the check judges that interval against the tolerance's threshold."""
 
     name: str
     paper: str
     tolerance: str
     check: Callable[[Any, dict], Check]
     kind: ClaimKind = "empirical"
+    test: str = ""
 
     def evaluate(self, config: Config, result: dict) -> dict:
         check = self.check(config, result)
@@ -125,7 +141,18 @@ class Claim:
             "verdict": check.verdict,
             "holds": {"holds": True, "fails": False}.get(check.verdict),
             "kind": self.kind,
+            "test": self.test,
+            "interval": interval_json(check.interval),
         }
+
+
+def interval_json(interval: Interval | None) -> dict | None:
+    """An interval as stored: infinite ends (an interval over one seed) become None."""
+    if interval is None:
+        return None
+    finite = lambda x: x if math.isfinite(x) else None  # noqa: E731
+    return {"low": finite(interval.low), "high": finite(interval.high),
+            "confidence": interval.confidence, "n": interval.n, "method": interval.method}
 
 
 # --------------------------------------------------------------------------------------------
