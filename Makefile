@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 reproduce: $(STAMP)
-	$(VENV)/bin/gradfail reproduce --scale $(SCALE)
+	$(VENV)/bin/gradfail reproduce --scale $(SCALE) --stability
 
 # The report's browser test needs headless Chromium; install it where missing (Debian, as root),
 # else say so: the test then skips with the same message.

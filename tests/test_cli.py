@@ -17,19 +17,17 @@ def test_list_names_every_experiment_with_its_claims():
     assert parity["section"] == "§2" and "d=30 stays at chance" in parity["claims"]
 
 
-def test_quick_parity_claims_hold_or_are_honestly_not_checked(tmp_path):
+def test_a_run_is_stored_once_with_its_claims_and_provenance(tmp_path):
     store = tmp_path / "s.sqlite"
     done = gradfail_cli("run", "parity", "--scale", "quick", "--json", "--store", str(store))
     assert done.returncode == 0, done.stderr
     (run,) = json.loads(done.stdout)["runs"]
     assert run["status"] == "done" and not run["cached"]
     verdicts = {claim["name"]: claim["verdict"] for claim in run["claims"]}
-    assert "fails" not in verdicts.values()
-    assert verdicts["d=5 is learned"] == "holds"
-    assert verdicts["variance within Theorem 1's bound"] == "holds"
-    assert verdicts["d=30 stays at chance"] == "not checked"  # quick runs 4,000 of 50,000 steps
+    assert verdicts["variance within Theorem 1's bound"] == "holds"  # a sanity check
     for claim in run["claims"]:
-        assert set(claim) >= {"name", "paper", "measured", "holds"}
+        assert set(claim) >= {"name", "paper", "measured", "holds", "verdict", "kind", "test",
+                              "interval"}
 
     again = json.loads(gradfail_cli("run", "parity", "--scale", "quick", "--json", "--store",
                                     str(store), check=True).stdout)["runs"][0]

@@ -12,6 +12,7 @@ import time
 from dataclasses import replace
 
 import pytest
+import torch
 
 from gradfail import registry
 from gradfail.runner import run_experiment, run_plan
@@ -113,3 +114,74 @@ def test_a_killed_run_resumes_where_it_stopped_and_matches_an_uninterrupted_run(
     clean_store = Store(clean)
     assert len(killed_parts) < len(clean_store.parts(1))  # it was killed part-way
     assert Store(store).runs()[0]["result"] == clean_store.runs()[0]["result"]
+
+
+# --------------------------------------------------------------------------------------------
+# Stability: a verdict judged again on a second, disjoint seed set.
+
+
+def seed_dependent(name: str = "coin"):
+    """An experiment whose one empirical claim holds or fails with its draw (seeded: the same
+    base seed, the same verdict), and one sanity check that always passes."""
+    from gradfail.experiment import Check, Claim
+
+    def run(config, ctx):
+        return {"draw": float(torch.rand((), generator=ctx.generator("coin")))}
+
+    claims = (Claim("the coin lands high", "folklore", "draw ≥ 0.5",
+                    lambda config, result: Check.judge(result["draw"] >= 0.5, result["draw"],
+                                                       f"draw {result['draw']:.2f}")),
+              Claim("a draw is a fraction", "definition", "0 ≤ draw ≤ 1",
+                    lambda config, result: Check.judge(0 <= result["draw"] <= 1, None, "ok"),
+                    kind="sanity"))
+    return replace(PARITY, name=name, run=run, figures=lambda config, result: {}, claims=claims)
+
+
+def draws_of(seed: int, n: int = 1) -> float:
+    from gradfail.experiment import RunContext, SilentProgress, MemoryParts
+
+    ctx = RunContext(torch.device("cpu"), seed, n, MemoryParts(), SilentProgress())
+    return float(torch.rand((), generator=ctx.generator("coin")))
+
+
+def test_a_verdict_that_differs_between_two_seed_sets_is_inconclusive(tmp_path):
+    from gradfail.experiment import second_seed_set
+    from gradfail.report import latest_runs
+
+    # a base seed whose verdict flips on its second seed set, and one whose verdict does not
+    flips = next(s for s in range(100) if (draws_of(s) >= 0.5) != (draws_of(second_seed_set(s))
+                                                                   >= 0.5))
+    stays = next(s for s in range(100) if (draws_of(s) >= 0.5) == (draws_of(second_seed_set(s))
+                                                                   >= 0.5))
+    for seed in (flips, stays):
+        store = Store(tmp_path / f"{seed}.sqlite")
+        coin = seed_dependent()
+        outcomes = run_plan([(coin, coin.config("quick", TINY))], scale="quick", store=store,
+                            seed=seed, seeds=1, stability=True)
+        first, second = outcomes
+        assert second.replicate_of == seed and second.seed == second_seed_set(seed)
+        claim, sanity = first.claims
+        assert sanity["verdict"] == "holds" and sanity["stable"]
+        assert claim["second_verdict"] == second.claims[0]["verdict"]
+        if seed == flips:
+            assert claim["verdict"] == "inconclusive" and claim["holds"] is None
+            assert "unstable" in claim["detail"] and claim["stable"] is False
+        else:
+            assert claim["verdict"] in ("holds", "fails") and claim["stable"]
+        # the report judges the same way from the store, and never shows the replicate alone
+        [shown] = latest_runs(store)
+        assert shown["id"] == first.id and shown["replicate"] == second.id
+        assert [c["verdict"] for c in shown["claims"]] == [c["verdict"] for c in first.claims]
+
+
+def test_without_a_replicate_verdicts_stand_and_are_marked_untested(tmp_path):
+    from gradfail.report import latest_runs
+
+    store = Store(tmp_path / "s.sqlite")
+    coin = seed_dependent()
+    [outcome] = run_plan([(coin, coin.config("quick", TINY))], scale="quick", store=store,
+                         seeds=1)
+    [shown] = latest_runs(store)
+    assert shown["replicate"] is None
+    assert [c["verdict"] for c in shown["claims"]] == [c["verdict"] for c in outcome.claims]
+    assert all(c["stable"] is None for c in shown["claims"])

@@ -65,6 +65,9 @@ def build_parser() -> Parser:
                          help="run here (default) or send each run to a Ray task")
         sub.add_argument("--ray-address", help="join this Ray cluster (host:port) instead of "
                          "starting a local one")
+        sub.add_argument("--stability", action="store_true", help="also run each experiment "
+                         "with an empirical claim on a second, disjoint seed set; a verdict "
+                         "that differs between the two is inconclusive")
         add_store(sub)
         add_json(sub)
 
@@ -167,7 +170,8 @@ def execute(plan: list, args) -> int:
     store = Store(args.store)
     outcomes = run_plan(plan, scale=args.scale, store=store, seed=args.seed, seeds=args.seeds,
                         device=args.device, backend=args.backend, ray_address=args.ray_address,
-                        progress=sys.stdout.isatty() and not args.json)
+                        progress=sys.stdout.isatty() and not args.json,
+                        stability=args.stability)
     if args.json:
         print(json.dumps({"store": str(store.path), "runs": [o.as_json() for o in outcomes]},
                          indent=2, ensure_ascii=False))
@@ -357,11 +361,12 @@ def print_outcome(outcome) -> None:
     how = "stored earlier" if outcome.cached else f"{outcome.wall_s:.1f}s"
     if outcome.resumed_parts:
         how += f", resumed {len(outcome.resumed_parts)} stored parts"
+    second = "" if outcome.replicate_of is None else " on the second seed set"
     out.print(f"[bold]{outcome.experiment}[/] run {outcome.id} ({outcome.scale}, "
-              f"{outcome.n_seeds} seeds): {styled_status(outcome.status)} ({how})")
+              f"{outcome.n_seeds} seeds{second}): {styled_status(outcome.status)} ({how})")
     if outcome.error:
         out.print(f"  {outcome.error}")
-    if outcome.claims:
+    if outcome.claims and outcome.replicate_of is None:
         table = Table(show_lines=False)
         for column in ("claim", "paper", "measured", "verdict"):
             table.add_column(column, overflow="fold")

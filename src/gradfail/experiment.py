@@ -40,6 +40,43 @@ def claim_counts(claims: list[dict]) -> dict[str, int]:
     return {verdict: sum(claim["verdict"] == verdict and not is_sanity(claim)
                          for claim in claims) for verdict in VERDICTS}
 
+# --------------------------------------------------------------------------------------------
+# Stability: a verdict must survive a second, disjoint set of seeds.
+
+SECOND_SEED_SET_OFFSET = 1_000_003  # base seed S is replicated on base seed S + this
+
+
+def second_seed_set(seed: int) -> int:
+    """The base seed of the second seed set that replicates a run on base seed `seed`: every
+    seed of a run is derived from its base seed by hashing, so the two sets share none."""
+    return seed + SECOND_SEED_SET_OFFSET
+
+
+def judged_on_two_seed_sets(first: list[dict], second: list[dict] | None) -> list[dict]:
+    """A run's claims with the replicate's beside them: an empirical verdict that differs
+    between the two disjoint seed sets is inconclusive, with that reason, never holds or fails;
+    a sanity check broken on either set is broken. Without a replicate, the claims unchanged
+    (each marked `stable` None: not tested)."""
+    by_name = {claim["name"]: claim for claim in second or []}
+    judged = []
+    for claim in first:
+        other = by_name.get(claim["name"])
+        if other is None:
+            judged.append(claim | {"stable": None, "second_verdict": None})
+            continue
+        agree = other["verdict"] == claim["verdict"]
+        combined = claim | {"stable": agree, "second_verdict": other["verdict"]}
+        if not agree and not is_sanity(claim):
+            combined |= {"verdict": "inconclusive", "holds": None, "detail": (
+                f"{claim['detail']}; unstable: {claim['verdict']} on the first seed set, "
+                f"{other['verdict']} on a second, disjoint one ({other['detail']})")}
+        elif not agree:
+            combined |= {"verdict": "fails", "holds": False, "detail": (
+                f"{claim['detail']}; broken on one of two seed sets: {other['detail']}")}
+        judged.append(combined)
+    return judged
+
+
 class Config(BaseModel):
     """Base of every experiment's config: unknown keys are refused, values are immutable."""
 
@@ -192,10 +229,17 @@ class Experiment:
                 command += f" --set {key}={json.dumps(value, separators=(',', ':'))}"
         return command + ("" if device == "cpu" else f" --device {device}")
 
-    def about(self, config: Config, scale: str, seed: int, n_seeds: int, device: str) -> dict:
-        """What the report says of a run, stored with it: the report reads only the store."""
-        return {"title": self.title, "section": self.section, "description": self.description,
-                "command": self.rerun_command(config, scale, seed, n_seeds, device)}
+    def about(self, config: Config, scale: str, seed: int, n_seeds: int, device: str,
+              replicate_of: int | None = None) -> dict:
+        """What the report says of a run, stored with it: the report reads only the store.
+        `replicate_of`: the base seed of the run this one replicates on a second seed set."""
+        about = {"title": self.title, "section": self.section, "description": self.description,
+                 "command": self.rerun_command(config, scale, seed, n_seeds, device)}
+        return about if replicate_of is None else about | {"replicate_of_seed": replicate_of}
+
+    @property
+    def has_empirical_claims(self) -> bool:
+        return any(claim.kind == "empirical" for claim in self.claims)
 
     def config(self, scale: str = "default", overrides: dict[str, Any] | None = None) -> Config:
         """The resolved config: the paper's values, the scale's changes, then the user's."""

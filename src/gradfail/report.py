@@ -17,15 +17,28 @@ import jinja2
 
 import gradfail
 from gradfail import registry
-from gradfail.experiment import claim_counts, is_sanity
+from gradfail.experiment import (
+    claim_counts,
+    is_sanity,
+    judged_on_two_seed_sets,
+    second_seed_set,
+)
 from gradfail.store import Store
 
 
 def latest_runs(store: Store) -> list[dict]:
-    """The newest run of each experiment, in catalogue order (unregistered names last)."""
+    """The newest run of each experiment, in catalogue order (unregistered names last), its
+    claims judged beside its replicate on a second seed set where the store holds one
+    (`judged_on_two_seed_sets`; the replicate's id under `replicate`). Replicates are never
+    shown on their own."""
     latest: dict[str, dict] = {}
     for run in store.runs():
-        latest[run["experiment"]] = run
+        if "replicate_of_seed" not in run["about"]:
+            latest[run["experiment"]] = run
+    for run in latest.values():
+        replicate = store.replicate(run["id"], second_seed_set(run["seed"]))
+        run["replicate"] = None if replicate is None else replicate["id"]
+        run["claims"] = judged_on_two_seed_sets(run["claims"], replicate and replicate["claims"])
     order = list(registry.experiments())
     return sorted(latest.values(), key=lambda run: (
         order.index(run["experiment"]) if run["experiment"] in order else len(order),

@@ -29,6 +29,8 @@ from gradfail.experiment import (
     RunContext,
     SilentProgress,
     config_json,
+    judged_on_two_seed_sets,
+    second_seed_set,
 )
 from gradfail.plotting import save_figure
 from gradfail.store import COMPLETE, RunIdentity, Store
@@ -114,16 +116,19 @@ class Outcome:
     error: str | None = None
     resumed_parts: list[str] = field(default_factory=list)
     figures: dict[str, str] = field(default_factory=dict)
+    replicate_of: int | None = None
 
     def as_json(self) -> dict:
         return {
             "id": self.id, "experiment": self.experiment, "scale": self.scale, "seed": self.seed,
             "seeds": self.n_seeds, "status": self.status, "cached": self.cached,
             "wall_s": self.wall_s, "error": self.error, "resumed_parts": self.resumed_parts,
-            "figures": self.figures,
+            "figures": self.figures, "replicate_of": self.replicate_of,
             "claims": [
                 {key: claim[key] for key in ("name", "paper", "measured", "holds", "verdict",
-                                             "detail", "tolerance")}
+                                             "detail", "tolerance", "kind", "test",
+                                             "interval", "stable", "second_verdict")
+                 if key in claim}
                 for claim in self.claims
             ],
         }
@@ -139,18 +144,22 @@ def run_experiment(
     n_seeds: int = 1,
     device: torch.device = torch.device("cpu"),
     progress: ProgressTracker | None = None,
+    replicate_of: int | None = None,
 ) -> Outcome:
-    """Run (or skip, or resume) one experiment; its row in the store ends done/diverged/failed."""
+    """Run (or skip, or resume) one experiment; its row in the store ends done/diverged/failed.
+    `replicate_of`: this run repeats the run on that base seed on a second, disjoint seed set
+    (its verdicts are compared, never shown on their own)."""
     identity = RunIdentity(experiment.name, experiment.version, config_json(config), seed,
                            n_seeds, str(device))
     found = store.find_run(identity)
     if found is not None and found["status"] in COMPLETE:
         run = store.run(found["id"])
         return Outcome(run["id"], experiment.name, run["scale"], seed, n_seeds, run["status"],
-                       True, run["claims"], run["wall_s"], run["error"], figures=run["figures"])
+                       True, run["claims"], run["wall_s"], run["error"], figures=run["figures"],
+                       replicate_of=replicate_of)
 
     run_id = store.begin_run(identity, scale, provenance(device), experiment.about(
-        config, scale, seed, n_seeds, str(device)))
+        config, scale, seed, n_seeds, str(device), replicate_of))
     parts = StoredParts(store, run_id)
     ctx = RunContext(device, seed, n_seeds, parts, progress or SilentProgress())
     start = time.perf_counter()
@@ -161,7 +170,7 @@ def run_experiment(
                          **stored)
         return Outcome(run_id, experiment.name, scale, seed, n_seeds, status, False,
                        stored.get("claims", []), wall, error, parts.resumed,
-                       stored.get("figures") or {})
+                       stored.get("figures") or {}, replicate_of)
 
     try:
         result = experiment.run(config, ctx)
@@ -200,22 +209,44 @@ def judged_and_drawn(experiment: Experiment, config: Config, result: dict,
 
 def run_plan(plan: list[tuple[Experiment, Config]], *, scale: str, store: Store, seed: int = 0,
              seeds: int | None = None, device: str = "cpu", backend: str = "local",
-             ray_address: str | None = None, progress: bool = False) -> list[Outcome]:
+             ray_address: str | None = None, progress: bool = False,
+             stability: bool = False) -> list[Outcome]:
     """Each (experiment, config) in turn, locally or as Ray tasks (`backend`); a failed or
     diverged run does not stop the rest. `seeds`: seeds trained together (default: the
-    experiment's for the scale); `progress`: bars on stderr."""
+    experiment's for the scale); `progress`: bars on stderr; `stability`: each experiment with
+    an empirical claim again on a second, disjoint seed set (outcomes of those runs follow the
+    plan's, in plan order)."""
     resolved = resolve_device(device)
+    second = [(e, config) for e, config in plan if e.has_empirical_claims] if stability else []
+    batches = [(plan, seed, None)] + ([(second, second_seed_set(seed), seed)] if second else [])
+    outcomes = []
     if backend == "ray":
         from gradfail.distributed.ray_sweep import run_on_ray
 
-        return run_on_ray(plan, scale=scale, store_path=str(store.path), seed=seed, seeds=seeds,
-                          device=device, address=ray_address)
-    outcomes = []
+        for runs, base_seed, replicate_of in batches:
+            outcomes += run_on_ray(runs, scale=scale, store_path=str(store.path), seed=base_seed,
+                                   seeds=seeds, device=device, address=ray_address,
+                                   replicate_of=replicate_of)
+        return judged_with_replicates(outcomes)
     with progress_bars(enabled=progress) as bars:
-        for experiment, config in plan:
-            outcomes.append(run_experiment(
-                experiment, config, scale=scale, store=store, seed=seed,
-                n_seeds=seeds or experiment.seeds[scale], device=resolved, progress=bars))
+        for runs, base_seed, replicate_of in batches:
+            for experiment, config in runs:
+                outcomes.append(run_experiment(
+                    experiment, config, scale=scale, store=store, seed=base_seed,
+                    n_seeds=seeds or experiment.seeds[scale], device=resolved, progress=bars,
+                    replicate_of=replicate_of))
+    return judged_with_replicates(outcomes)
+
+
+def judged_with_replicates(outcomes: list[Outcome]) -> list[Outcome]:
+    """Each run's claims judged beside its replicate's on the second seed set, when both are
+    done (`judged_on_two_seed_sets`)."""
+    replicates = {(o.experiment, o.replicate_of): o for o in outcomes
+                  if o.replicate_of is not None and o.status == "done"}
+    for outcome in outcomes:
+        replicate = replicates.get((outcome.experiment, outcome.seed))
+        if outcome.replicate_of is None and replicate is not None and outcome.status == "done":
+            outcome.claims = judged_on_two_seed_sets(outcome.claims, replicate.claims)
     return outcomes
 
 

@@ -308,6 +308,16 @@ class Store:
             )
         return runs
 
+    def replicate(self, run_id: int, seed: int) -> dict | None:
+        """The finished run that repeats run `run_id` on base seed `seed` (the same experiment,
+        version, config, number of seeds and device), if the store holds one."""
+        row = self._db.execute(
+            "SELECT b.id FROM runs a JOIN runs b ON a.experiment=b.experiment AND"
+            " a.version=b.version AND a.config=b.config AND a.n_seeds=b.n_seeds AND"
+            " a.device=b.device WHERE a.id=? AND b.seed=? AND b.status='done'", (run_id, seed),
+        ).fetchone()
+        return None if row is None else self.run(row[0])
+
     def run(self, run_id: int) -> dict:
         matches = self.runs(run_id=run_id)
         if not matches:
