@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
 from gradfail.errors import StoreError
-from gradfail.store import RunIdentity, Store
+from gradfail.store import SCHEMA_VERSION, RunIdentity, Store
 
 IDENTITY = RunIdentity("parity", 1, '{"d":5}', seed=0, n_seeds=2, device="cpu")
 
@@ -38,11 +42,23 @@ def test_unwritable_places_are_one_line_errors(tmp_path):
         Store(tmp_path)
 
 
+def owned_by_a_process_that_ended(store: Store, run_id: int) -> None:
+    """Hand a `running` row to a process that has since exited (as after kill -9)."""
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    owner = {"host": socket.gethostname(), "pid": int(ended.stdout), "start": None}
+    with store.transaction() as db:
+        db.execute("UPDATE runs SET owner=? WHERE id=?", (json.dumps(owner), run_id))
+
+
 def test_a_run_resumes_with_its_parts_and_finishes_whole(tmp_path):
     store = Store(tmp_path / "s.sqlite")
     run_id = store.begin_run(IDENTITY, "quick", {"torch": "x"})
     store.save_part(run_id, "train d=5", {"accuracy": [0.5, 1.0]}, [("acc", 0, 0, 0.5)], 1.5)
     assert store.find_run(IDENTITY) == {"id": run_id, "status": "running"}
+    owned_by_a_process_that_ended(store, run_id)
+    store = Store(tmp_path / "s.sqlite")  # opening marks the ownerless row
+    assert store.find_run(IDENTITY) == {"id": run_id, "status": "interrupted"}
     again = store.begin_run(IDENTITY, "quick", {"torch": "x"})  # a resumed run keeps its row
     assert again == run_id
     assert store.load_part(run_id, "train d=5") == {"accuracy": [0.5, 1.0]}
@@ -51,7 +67,7 @@ def test_a_run_resumes_with_its_parts_and_finishes_whole(tmp_path):
                      figures={"f": "fig.png"})
     (run,) = store.runs()
     assert run["status"] == "done" and run["attempts"] == 2 and run["claims"] == claims
-    assert run["figures"] == {"f": "fig.png"} and run["result"] == {"r": 1}
+    assert run["figures"] == {"f": str(tmp_path / "fig.png")} and run["result"] == {"r": 1}
     assert store.metric(run_id, "acc") == [(0, 0, 0.5)]
 
 
@@ -79,7 +95,8 @@ def test_a_store_of_an_older_schema_gains_the_doctor_sessions_table_and_the_runs
     Store(path).close()
     with sqlite3.connect(path) as db:  # as schema 1 left it
         db.execute("DROP TABLE doctor_sessions")
-        db.execute("ALTER TABLE runs DROP COLUMN about")
+        for column in ("about", "owner", "heartbeat"):
+            db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
         db.execute("PRAGMA user_version = 1")
     store = Store(path)
     assert store.runs() == []
@@ -91,7 +108,9 @@ def test_a_store_of_an_older_schema_gains_the_doctor_sessions_table_and_the_runs
         "verdicts": []}, "started_at": store.doctor_sessions()[0]["started_at"]}]
     assert store.doctor_sessions(with_history=True)[0]["history"] == [{"step": 0}]
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    store.finish_run(run_id, "interrupted", 1.0)  # schema 4's status, in the rebuilt table
+    assert store.run(run_id)["status"] == "interrupted"
 
 
 def test_a_store_of_a_newer_schema_is_refused_and_kept(tmp_path):

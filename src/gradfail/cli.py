@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import signal
 import sys
 from typing import NoReturn
 
@@ -24,7 +26,8 @@ from gradfail.store import DEFAULT_PATH
 
 VERDICT_STYLE = {"holds": "green", "fails": "red", "inconclusive": "magenta",
                  "not checked": "yellow"}
-STATUS_STYLE = {"done": "green", "failed": "red", "diverged": "magenta", "running": "yellow"}
+STATUS_STYLE = {"done": "green", "failed": "red", "diverged": "magenta", "running": "yellow",
+                "interrupted": "yellow"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -109,13 +112,22 @@ def build_parser() -> Parser:
     return parser
 
 
+def interrupted_by_signal(number, frame) -> NoReturn:
+    """SIGTERM ends gradfail as Ctrl-C does: the running run is stored `interrupted`."""
+    raise KeyboardInterrupt(signal.Signals(number).name)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, interrupted_by_signal)
     try:
         return COMMANDS[args.command](args)
     except GradfailError as error:
         print(f"gradfail: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("gradfail: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,9 +139,9 @@ def cmd_list(args) -> int:
 
     experiments = registry.experiments().values()
     if args.json:
-        print(json.dumps([{"name": e.name, "section": e.section, "title": e.title,
-                           "version": e.version, "claims": [c.name for c in e.claims]}
-                          for e in experiments], indent=2))
+        print_json([{"name": e.name, "section": e.section, "title": e.title,
+                     "version": e.version, "claims": [c.name for c in e.claims]}
+                    for e in experiments])
         return 0
     from rich.table import Table
 
@@ -137,7 +149,8 @@ def cmd_list(args) -> int:
     for column in ("name", "section", "title", "claims"):
         table.add_column(column)
     for e in experiments:
-        table.add_row(e.name, e.section, e.title, "\n".join(c.name for c in e.claims))
+        table.add_row(e.name, plain(e.section), plain(e.title),
+                      plain("\n".join(c.name for c in e.claims)))
     console().print(table)
     return 0
 
@@ -163,18 +176,17 @@ def cmd_reproduce(args) -> int:
 
 def execute(plan: list, args) -> int:
     """Run the plan (gradfail.runner.run_plan) and print its outcomes."""
-    from gradfail.runner import resolve_device, run_plan
+    from gradfail.runner import checked_plan, run_plan
     from gradfail.store import Store
 
-    resolve_device(args.device)  # a missing device is refused before the store is touched
+    checked_plan(plan, args.seeds, args.device)  # refused before the store is touched
     store = Store(args.store)
     outcomes = run_plan(plan, scale=args.scale, store=store, seed=args.seed, seeds=args.seeds,
                         device=args.device, backend=args.backend, ray_address=args.ray_address,
                         progress=sys.stdout.isatty() and not args.json,
                         stability=args.stability)
     if args.json:
-        print(json.dumps({"store": str(store.path), "runs": [o.as_json() for o in outcomes]},
-                         indent=2, ensure_ascii=False))
+        print_json({"store": str(store.path), "runs": [o.as_json() for o in outcomes]})
     else:
         for outcome in outcomes:
             print_outcome(outcome)
@@ -184,22 +196,21 @@ def execute(plan: list, args) -> int:
 def cmd_runs(args) -> int:
     from gradfail.store import Store
 
-    stored = Store(args.store).runs()
+    stored = Store(args.store, readonly=True).runs()
     if args.json:
         keep = ("id", "experiment", "version", "scale", "seed", "n_seeds", "device", "status",
                 "error", "started_at", "finished_at", "wall_s", "config", "provenance", "claims",
                 "figures")
-        print(json.dumps([{k: run[k] for k in keep} for run in stored], indent=2,
-                         ensure_ascii=False))
+        print_json([{k: run[k] for k in keep} for run in stored])
         return 0
     from rich.table import Table
 
-    table = Table(title=f"runs in {args.store}")
+    table = Table(title=f"runs in {plain(args.store)}")
     for column in ("id", "experiment", "scale", "seeds", "device", "status", "wall", "claims",
                    "started"):
         table.add_column(column)
     for run in stored:
-        table.add_row(str(run["id"]), run["experiment"], run["scale"],
+        table.add_row(str(run["id"]), plain(run["experiment"]), run["scale"],
                       f"{run['seed']}+{run['n_seeds']}", run["device"], styled_status(run["status"]),
                       f"{run['wall_s']:.1f}s" if run["wall_s"] else "–",
                       counted(run["claims"]), run["started_at"])
@@ -211,7 +222,7 @@ def write_report(args) -> str:
     from gradfail.report import write_report as render
     from gradfail.store import Store
 
-    store = Store(args.store)
+    store = Store(args.store, readonly=True)
     return str(render(store, args.out or store.path.parent / "report"))
 
 
@@ -224,21 +235,21 @@ def cmd_claims(args) -> int:
     from gradfail.report import latest_runs
     from gradfail.store import Store
 
-    runs = latest_runs(Store(args.store))
+    runs = latest_runs(Store(args.store, readonly=True))
     if args.json:
-        print(json.dumps([{"experiment": run["experiment"], "run": run["id"],
-                           "scale": run["scale"], "status": run["status"],
-                           "claims": run["claims"]} for run in runs], indent=2, ensure_ascii=False))
+        print_json([{"experiment": run["experiment"], "run": run["id"], "scale": run["scale"],
+                     "status": run["status"], "later_attempt": run["later_attempt"],
+                     "claims": run["claims"]} for run in runs])
         return 0
     from rich.table import Table
 
-    table = Table(title=f"claims in {args.store}", show_lines=True)
+    table = Table(title=f"claims in {plain(args.store)}", show_lines=True)
     for column in ("experiment", "claim", "paper", "measured", "verdict"):
         table.add_column(column, overflow="fold")
     for run in runs:
         for claim in sorted(run["claims"], key=is_sanity):
-            table.add_row(f"{run['experiment']} ({run['scale']})", claim["name"], claim["paper"],
-                          claim["detail"], styled_verdict(claim))
+            table.add_row(plain(f"{run['experiment']} ({run['scale']})"), plain(claim["name"]),
+                          plain(claim["paper"]), plain(claim["detail"]), styled_verdict(claim))
     console().print(table)
     return 0
 
@@ -266,8 +277,7 @@ def cmd_doctor(args) -> int:
     for doctor in doctors:
         doctor.report(store=store, console=Console(stderr=args.json))
     if args.json:
-        print(json.dumps({"doctors": [doctor.summary() for doctor in doctors],
-                          "wall_s": wall_s}, indent=2, default=float))
+        print_json({"doctors": [doctor.summary() for doctor in doctors], "wall_s": wall_s})
     return 0
 
 
@@ -283,7 +293,7 @@ def doctor_bench(args) -> int:
             f"the doctor on the benchmark ({args.split})", len(chosen)))
     scores = score(outcomes)
     if args.json:
-        print(json.dumps(scores, indent=2, default=float))
+        print_json(scores)
         return 0
     wide = console()
     wide.width = max(wide.width, 140)
@@ -303,7 +313,7 @@ def doctor_zoo(args) -> int:
         scores = zoo.validate(args.seeds, first_seed=args.first_seed, progress=progress.task(
             "the doctor on the failure zoo", len(zoo.CASES) * args.seeds))
     if args.json:
-        print(json.dumps(scores, indent=2, default=float))
+        print_json(scores)
         return 0
     seeds = f"seeds {args.first_seed}-{args.first_seed + args.seeds - 1}"
     matrix = Table(title=f"The doctor on the failure zoo ({len(zoo.CASES)} cases × {seeds}): "
@@ -328,6 +338,30 @@ def doctor_zoo(args) -> int:
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "reproduce": cmd_reproduce, "runs": cmd_runs,
             "report": cmd_report, "claims": cmd_claims, "doctor": cmd_doctor}
+
+
+def plain(text) -> str:
+    """Stored or user-given text, shown as it is (rich markup in it is not interpreted)."""
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
+def finite_or_null(value):
+    """Non-finite floats become None (JSON has no NaN or Infinity), recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(item) for item in value]
+    return value
+
+
+def print_json(document) -> None:
+    """One strictly valid JSON document on stdout (NaN and infinities as null)."""
+    print(json.dumps(finite_or_null(document), indent=2, ensure_ascii=False, allow_nan=False,
+                     default=lambda value: finite_or_null(float(value))))
 
 
 def console():
@@ -362,19 +396,20 @@ def print_outcome(outcome) -> None:
     if outcome.resumed_parts:
         how += f", resumed {len(outcome.resumed_parts)} stored parts"
     second = "" if outcome.replicate_of is None else " on the second seed set"
-    out.print(f"[bold]{outcome.experiment}[/] run {outcome.id} ({outcome.scale}, "
+    out.print(f"[bold]{plain(outcome.experiment)}[/] run {outcome.id} ({outcome.scale}, "
               f"{outcome.n_seeds} seeds{second}): {styled_status(outcome.status)} ({how})")
     if outcome.error:
-        out.print(f"  {outcome.error}")
+        out.print(f"  {plain(outcome.error)}")
     if outcome.claims and outcome.replicate_of is None:
         table = Table(show_lines=False)
         for column in ("claim", "paper", "measured", "verdict"):
             table.add_column(column, overflow="fold")
         for claim in sorted(outcome.claims, key=is_sanity):
-            table.add_row(claim["name"], claim["paper"], claim["detail"], styled_verdict(claim))
+            table.add_row(plain(claim["name"]), plain(claim["paper"]), plain(claim["detail"]),
+                          styled_verdict(claim))
         out.print(table)
     for name, path in outcome.figures.items():
-        out.print(f"  figure {name}: {path}")
+        out.print(f"  figure {plain(name)}: {plain(path)}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import difflib
 import hashlib
 import json
 import math
+import shlex
 import sys
 import time
 import typing
@@ -78,9 +79,19 @@ def judged_on_two_seed_sets(first: list[dict], second: list[dict] | None) -> lis
 
 
 class Config(BaseModel):
-    """Base of every experiment's config: unknown keys are refused, values are immutable."""
+    """Base of every experiment's config: unknown keys are refused, values are immutable,
+    floats are finite."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+ABSURD = 100  # a size over 100x its largest value at any scale is refused before it runs
+
+
+def numbers(value: Any) -> list[int]:
+    """The integer sizes in a setting (itself, or the items of a list); booleans are not."""
+    items = value if isinstance(value, list) else [value]
+    return [item for item in items if isinstance(item, int) and not isinstance(item, bool)]
 
 
 def known_name(kind: str, known) -> type[str]:
@@ -226,7 +237,8 @@ class Experiment:
         base = self.config(scale).model_dump(mode="json")
         for key, value in config.model_dump(mode="json").items():
             if base.get(key) != value:
-                command += f" --set {key}={json.dumps(value, separators=(',', ':'))}"
+                command += " --set " + shlex.quote(
+                    f"{key}={json.dumps(value, separators=(',', ':'))}")
         return command + ("" if device == "cpu" else f" --device {device}")
 
     def about(self, config: Config, scale: str, seed: int, n_seeds: int, device: str,
@@ -259,7 +271,7 @@ class Experiment:
                 overrides[key] = [value]
         values = {**self.scales.get(scale, {}), **overrides}
         try:
-            return self.config_class.model_validate(values)
+            config = self.config_class.model_validate(values)
         except ValidationError as error:
             first = error.errors()[0]
             message = first["msg"].removeprefix("Value error, ")
@@ -269,6 +281,20 @@ class Experiment:
             raise ConfigError(
                 f"invalid setting {where}={first.get('input')!r} for {self.name}: {message}"
             ) from None
+        self.refuse_absurd_sizes(overrides)
+        return config
+
+    def refuse_absurd_sizes(self, overrides: dict[str, Any]) -> None:
+        """A size (steps, width, samples...) over `ABSURD` times its largest value at any scale
+        would run for days or exhaust memory: refused in one line before anything starts."""
+        for key, value in overrides.items():
+            largest = max(abs(n) for scale in SCALES for n in numbers(getattr(
+                self.config_class.model_validate(self.scales.get(scale, {})), key)) or [1])
+            for n in numbers(value):
+                if abs(n) > ABSURD * max(largest, 1):
+                    raise ConfigError(
+                        f"setting {key}={n:,} for {self.name} is over {ABSURD}x its largest "
+                        f"value at any scale ({largest:,}); refusing an absurd size")
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

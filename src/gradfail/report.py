@@ -23,19 +23,32 @@ from gradfail.experiment import (
     judged_on_two_seed_sets,
     second_seed_set,
 )
-from gradfail.store import Store
+from gradfail.errors import StoreError
+from gradfail.store import FINISHED, Store
 
 
 def latest_runs(store: Store) -> list[dict]:
-    """The newest run of each experiment, in catalogue order (unregistered names last), its
-    claims judged beside its replicate on a second seed set where the store holds one
-    (`judged_on_two_seed_sets`; the replicate's id under `replicate`). Replicates are never
-    shown on their own."""
+    """The newest finished run of each experiment (done, diverged or failed), in catalogue order
+    (unregistered names last); `later_attempt` names a newer attempt that is running or was
+    interrupted. Its claims are judged beside its replicate on a second seed set where the store
+    holds one (`judged_on_two_seed_sets`; the replicate's id under `replicate`). Replicates are
+    never shown on their own."""
     latest: dict[str, dict] = {}
+    attempts: dict[str, dict] = {}
     for run in store.runs():
-        if "replicate_of_seed" not in run["about"]:
+        if "replicate_of_seed" in run["about"]:
+            continue
+        if run["status"] in FINISHED:
             latest[run["experiment"]] = run
+            attempts.pop(run["experiment"], None)
+        else:
+            attempts[run["experiment"]] = run
+    for name, attempt in attempts.items():  # an experiment only ever attempted is shown so
+        latest.setdefault(name, attempt)
     for run in latest.values():
+        attempt = attempts.get(run["experiment"])
+        run["later_attempt"] = None if attempt is None or attempt is run else {
+            "id": attempt["id"], "status": attempt["status"]}
         replicate = store.replicate(run["id"], second_seed_set(run["seed"]))
         run["replicate"] = None if replicate is None else replicate["id"]
         run["claims"] = judged_on_two_seed_sets(run["claims"], replicate and replicate["claims"])
@@ -55,7 +68,9 @@ def section(run: dict, out_dir: Path) -> dict:
         source = Path(path)
         if source.exists():
             target = out_dir / "figures" / f"{run['id']}-{run['experiment']}-{name}.png"
-            shutil.copyfile(source, target)
+            partial = target.with_suffix(".partial.png")
+            shutil.copyfile(source, partial)
+            os.replace(partial, target)  # the previous report's copy stays whole until then
             figures[name] = target.relative_to(out_dir).as_posix()
         else:
             figures[name] = None
@@ -108,7 +123,14 @@ def sanity_totals(checks: list[dict]) -> dict[str, int]:
 def write_report(store: Store, out_dir: str | Path) -> Path:
     """Render the report of `store` into `out_dir`; returns the path of index.html."""
     out_dir = Path(out_dir)
-    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise StoreError(f"cannot write the report into {out_dir}: it is a file")
+    try:
+        (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreError(f"cannot write the report into {out_dir}: {error.strerror}") from None
+    if not os.access(out_dir, os.W_OK) or not os.access(out_dir / "figures", os.W_OK):
+        raise StoreError(f"cannot write the report into {out_dir}: permission denied")
     sections = [section(run, out_dir) for run in latest_runs(store)]
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("gradfail", "templates"),

@@ -8,6 +8,7 @@ loading its finished parts from the store and computing the rest.
 from __future__ import annotations
 
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -21,8 +22,9 @@ import numpy as np
 import torch
 
 import gradfail
-from gradfail.errors import DeviceError, Diverged, GradfailError
+from gradfail.errors import ConfigError, DeviceError, Diverged, GradfailError
 from gradfail.experiment import (
+    ABSURD,
     Config,
     Experiment,
     ProgressTracker,
@@ -76,7 +78,7 @@ def provenance(device: torch.device) -> dict:
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
-        "command": " ".join(["gradfail", *sys.argv[1:]]),
+        "command": shlex.join(["gradfail", *sys.argv[1:]]),
     }
 
 
@@ -166,8 +168,10 @@ def run_experiment(
 
     def close(status: str, error: str | None = None, **stored) -> Outcome:
         wall = time.perf_counter() - start + parts.resumed_wall_s
+        recorded = {name: store.figure_path(Path(path))
+                    for name, path in (stored.get("figures") or {}).items()}
         store.finish_run(run_id, status, wall, error=error, metrics=ctx.pending_metrics(),
-                         **stored)
+                         **(stored | {"figures": recorded}))
         return Outcome(run_id, experiment.name, scale, seed, n_seeds, status, False,
                        stored.get("claims", []), wall, error, parts.resumed,
                        stored.get("figures") or {}, replicate_of)
@@ -177,10 +181,17 @@ def run_experiment(
     except Diverged as error:
         return close("diverged", str(error))
     except KeyboardInterrupt:
-        close("failed", "interrupted")
+        close("interrupted", "interrupted (Ctrl-C or SIGTERM)")
         raise
     except GradfailError as error:
         return close("failed", str(error))
+    except (torch.OutOfMemoryError, MemoryError) as error:
+        return close("failed", out_of_memory(error))
+    except RuntimeError as error:
+        if "allocate" not in str(error) and "out of memory" not in str(error):
+            traceback.print_exc(file=sys.stderr)
+            return close("failed", f"{type(error).__name__}: {error}")
+        return close("failed", out_of_memory(error))
     except Exception as error:  # a bug in an experiment: keep the traceback, keep the sweep going
         traceback.print_exc(file=sys.stderr)
         return close("failed", f"{type(error).__name__}: {error}")
@@ -189,13 +200,19 @@ def run_experiment(
                                            store.figures_dir / f"{run_id}-{experiment.name}")
         return close("done", result=result, claims=claims, figures=figures)
     except KeyboardInterrupt:
-        close("failed", "interrupted")
+        close("interrupted", "interrupted (Ctrl-C or SIGTERM)")
         raise
     except Exception as error:
         traceback.print_exc(file=sys.stderr)
         reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
         return close("failed", f"after the run (claims, figures or storing): "
                                f"{type(error).__name__}: {reason}")
+
+
+def out_of_memory(error: BaseException) -> str:
+    """One line for an allocation that failed (torch's message names the bytes asked for)."""
+    first = (str(error).strip().splitlines() or [""])[0]
+    return f"out of memory: {first[:200]}; use fewer seeds or smaller sizes"
 
 
 def judged_and_drawn(experiment: Experiment, config: Config, result: dict,
@@ -207,6 +224,18 @@ def judged_and_drawn(experiment: Experiment, config: Config, result: dict,
     return claims, figures
 
 
+def checked_plan(plan: list[tuple[Experiment, Config]], seeds: int | None, device: str
+                 ) -> torch.device:
+    """Refuse, before anything is stored, a device this machine lacks or an absurd number of
+    seeds (over `ABSURD` times the experiment's largest at any scale); the device."""
+    resolved = resolve_device(device)
+    for experiment, _ in plan:
+        if seeds is not None and seeds > ABSURD * max(experiment.seeds.values()):
+            raise ConfigError(f"--seeds {seeds:,} for {experiment.name} is over {ABSURD}x its "
+                              f"largest seed count at any scale; refusing an absurd size")
+    return resolved
+
+
 def run_plan(plan: list[tuple[Experiment, Config]], *, scale: str, store: Store, seed: int = 0,
              seeds: int | None = None, device: str = "cpu", backend: str = "local",
              ray_address: str | None = None, progress: bool = False,
@@ -216,7 +245,7 @@ def run_plan(plan: list[tuple[Experiment, Config]], *, scale: str, store: Store,
     experiment's for the scale); `progress`: bars on stderr; `stability`: each experiment with
     an empirical claim again on a second, disjoint seed set (outcomes of those runs follow the
     plan's, in plan order)."""
-    resolved = resolve_device(device)
+    resolved = checked_plan(plan, seeds, device)
     second = [(e, config) for e, config in plan if e.has_empirical_claims] if stability else []
     batches = [(plan, seed, None)] + ([(second, second_seed_set(seed), seed)] if second else [])
     outcomes = []

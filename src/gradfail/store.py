@@ -9,6 +9,7 @@ is not a gradfail store is refused, never overwritten.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,15 +18,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gradfail import owners
 from gradfail.errors import StoreError
 
 DEFAULT_PATH = Path("results/gradfail.sqlite")
 APPLICATION_ID = 0x67726466  # "grdf": marks a SQLite file as a gradfail store
-SCHEMA_VERSION = 3  # 2: doctor_sessions; 3: what the report says of a run, stored with it
+SCHEMA_VERSION = 4  # 2: doctor_sessions; 3: what the report says of a run; 4: run owners
 COMPLETE = ("done", "diverged")  # a rerun of the same identity skips these
+FINISHED = ("done", "diverged", "failed")  # what the report and claims show
 
-SCHEMA = """
-CREATE TABLE runs (
+RUNS = """
+CREATE TABLE {name} (
     id INTEGER PRIMARY KEY,
     experiment TEXT NOT NULL,
     version INTEGER NOT NULL,
@@ -34,7 +37,8 @@ CREATE TABLE runs (
     seed INTEGER NOT NULL,
     n_seeds INTEGER NOT NULL,
     device TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed', 'diverged')),
+    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed', 'diverged',
+                                           'interrupted')),
     error TEXT,
     provenance TEXT NOT NULL,
     started_at TEXT NOT NULL,
@@ -43,8 +47,13 @@ CREATE TABLE runs (
     attempts INTEGER NOT NULL DEFAULT 1,
     result TEXT,
     about TEXT,
+    owner TEXT,
+    heartbeat TEXT,
     UNIQUE (experiment, version, config, seed, n_seeds, device)
-);
+)"""
+RUN_COLUMNS = ("id, experiment, version, scale, config, seed, n_seeds, device, status, error,"
+               " provenance, started_at, finished_at, wall_s, attempts, result, about")
+SCHEMA = RUNS.format(name="runs") + """;
 CREATE TABLE parts (
     run_id INTEGER NOT NULL REFERENCES runs(id),
     key TEXT NOT NULL,
@@ -87,7 +96,10 @@ CREATE TABLE doctor_sessions (
 """
 SCHEMA += DOCTOR_SESSIONS
 MIGRATIONS = {1: DOCTOR_SESSIONS,  # from a schema version to the next
-              2: "ALTER TABLE runs ADD COLUMN about TEXT"}
+              2: "ALTER TABLE runs ADD COLUMN about TEXT",
+              3: RUNS.format(name="runs_v4") + f"""; INSERT INTO runs_v4 ({RUN_COLUMNS})
+                 SELECT {RUN_COLUMNS} FROM runs; DROP TABLE runs;
+                 ALTER TABLE runs_v4 RENAME TO runs"""}
 
 
 @dataclass(frozen=True)
@@ -107,65 +119,134 @@ def now() -> str:
 
 
 class Store:
-    """A gradfail results store at `path` (created on first use)."""
+    """A gradfail results store at `path`: created on first use for writing; `readonly` for the
+    commands that only read (a missing path is then an error, never created, and a read-only
+    file or folder is fine). Figures live beside it in `<name>.figures/`, recorded relative to
+    the store's folder, so a store and its figures move together and two stores never share."""
 
-    def __init__(self, path: str | Path = DEFAULT_PATH):
+    def __init__(self, path: str | Path = DEFAULT_PATH, readonly: bool = False):
         self.path = Path(path)
-        self.figures_dir = self.path.parent / "figures"
-        self._db = self._open()
+        self.readonly = readonly
+        self.figures_dir = self.path.parent / f"{self.path.stem}.figures"
+        self._db = self._open_readonly() if readonly else self._open()
 
     # -- opening -------------------------------------------------------------------------------
-    def _open(self) -> sqlite3.Connection:
+    @staticmethod
+    def _connect(uri: str) -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+
+    def _open_readonly(self) -> sqlite3.Connection:
         if self.path.is_dir():
-            raise StoreError(f"cannot use the store at {self.path}: it is a directory")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        except (OSError, sqlite3.Error) as error:
-            raise StoreError(f"cannot write the store at {self.path}: {error}") from None
+            raise StoreError(f"cannot read the store at {self.path}: it is a directory")
+        if not self.path.exists():
+            raise StoreError(f"no store at {self.path} (run an experiment first, or give "
+                             "--store)")
+        if not os.access(self.path, os.R_OK):
+            raise StoreError(f"cannot read the store at {self.path}: permission denied")
+        version = self._identify(self._read_connection(), writing=False)
+        if version < SCHEMA_VERSION and os.access(self.path, os.W_OK) and \
+                os.access(self.path.parent, os.W_OK):
+            self._open().close()  # an older schema is migrated once, where it may be written
+        return self._read_connection()
+
+    def _read_connection(self) -> sqlite3.Connection:
+        """A read-only connection; `immutable` where the folder is read-only (SQLite then
+        cannot make the shared-memory file a WAL reader needs)."""
+        uri = self.path.resolve().as_uri()
+        for options in ("?mode=ro", "?mode=ro&immutable=1"):
+            db = self._connect(uri + options)
+            try:
+                db.execute("PRAGMA user_version").fetchone()
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return db
+            except sqlite3.OperationalError:
+                db.close()
+            except sqlite3.DatabaseError:
+                return db  # not a database at all: `_identify` says so
+        raise StoreError(f"cannot read the store at {self.path}")
+
+    def _identify(self, db: sqlite3.Connection, writing: bool) -> int:
+        """Check that `db` is a gradfail store this version reads (or an empty file, when
+        writing); its schema version. Closes `db` and raises a one-line error otherwise."""
         try:
             application_id = db.execute("PRAGMA application_id").fetchone()[0]
             tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            problem = None
+            if application_id not in (0, APPLICATION_ID) or (tables and not application_id):
+                problem = "is a SQLite file of another program"
+            elif not tables and not writing:
+                problem = "is an empty file, not a gradfail store"
+            elif version > SCHEMA_VERSION:
+                problem = (f"was written by a newer gradfail (schema {version}, this one "
+                           f"reads {SCHEMA_VERSION})")
+            elif tables and version < 1:
+                problem = "has no schema version: not a gradfail store"
+            elif writing and tables and db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                problem = "is corrupt (PRAGMA quick_check fails)"
         except sqlite3.DatabaseError as error:
+            problem = f"is not a gradfail store ({error})"
+        if problem is not None:
             db.close()
-            raise StoreError(
-                f"{self.path} is not a gradfail store ({error}); refusing to touch it"
-            ) from None
-        if tables and application_id != APPLICATION_ID:
+            raise StoreError(f"{self.path} {problem}; refusing to touch it")
+        if not writing:
             db.close()
-            raise StoreError(
-                f"{self.path} is a SQLite file of another program; refusing to touch it"
-            )
+        return version
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path.is_dir():
+            raise StoreError(f"cannot use the store at {self.path}: it is a directory")
+        if self.path.exists() and not os.access(self.path, os.W_OK):
+            raise StoreError(f"the store at {self.path} is read-only: the read commands (runs, "
+                             "claims, report) can use it, nothing can be written to it")
         try:
-            if not tables:
-                with self._transaction(db):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = self._connect(self.path.resolve().as_uri())
+        except (OSError, sqlite3.Error) as error:
+            raise StoreError(f"cannot write the store at {self.path}: {error}") from None
+        version = self._identify(db, writing=True)
+        try:
+            with self._transaction(db):  # takes the write lock: proves the file is writable
+                if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
                     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                     for statement in SCHEMA.split(";"):
                         if statement.strip():
                             db.execute(statement)
-                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            else:
-                with self._transaction(db):  # takes the write lock: proves the file is writable
-                    self._migrate(db)
+                else:
+                    for old in range(max(version, 1), SCHEMA_VERSION):
+                        for statement in MIGRATIONS[old].split(";"):
+                            if statement.strip():
+                                db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                self._mark_interrupted(db)
             db.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as error:
+            db.close()
+            raise StoreError(store_error(self.path, error)) from None
         except sqlite3.Error as error:
             db.close()
             raise StoreError(f"cannot write the store at {self.path}: {error}") from None
         return db
 
-    def _migrate(self, db: sqlite3.Connection) -> None:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path} was written by a newer gradfail (schema {version}, "
-                             f"this one reads {SCHEMA_VERSION}); refusing to touch it")
-        for old in range(max(version, 1), SCHEMA_VERSION):
-            db.execute(MIGRATIONS[old])
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    @staticmethod
+    def _mark_interrupted(db: sqlite3.Connection) -> None:
+        """Rows left `running` by a process that has ended become `interrupted` (they resume)."""
+        for run_id, owner, heartbeat in db.execute(
+                "SELECT id, owner, heartbeat FROM runs WHERE status='running'").fetchall():
+            owner = json.loads(owner) if owner else None
+            if not owners.is_alive(owner, heartbeat):
+                gone = owners.describe(owner) if owner else "a process"
+                db.execute("UPDATE runs SET status='interrupted', error=? WHERE id=?",
+                           (f"{gone} ended without finishing it", run_id))
 
     @staticmethod
     @contextmanager
     def _transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise StoreError(store_error(Path(db.execute("PRAGMA database_list").fetchone()[2]),
+                                         error)) from None
         try:
             yield db
         except BaseException:
@@ -190,22 +271,36 @@ class Store:
 
     def begin_run(self, identity: RunIdentity, scale: str, provenance: dict,
                   about: dict | None = None) -> int:
-        """A new `running` row, or the existing incomplete row set running again (resume).
+        """A new `running` row owned by this process, or the existing incomplete row taken over
+        (resume). A row another live process is running is refused in one line naming it.
         `about`: what the report says of the run (title, section, description, command)."""
         about_json = None if about is None else json.dumps(about)
+        owner = json.dumps(owners.this_process())
         with self.transaction() as db:
-            found = self.find_run(identity)
+            found = db.execute(
+                "SELECT id, status, owner, heartbeat, started_at FROM runs WHERE experiment=?"
+                " AND version=? AND config=? AND seed=? AND n_seeds=? AND device=?",
+                _identity_values(identity)).fetchone()
             if found is not None:
+                run_id, status, running_owner, heartbeat, started = found
+                running_owner = json.loads(running_owner) if running_owner else None
+                if status == "running" and owners.is_alive(running_owner, heartbeat):
+                    raise StoreError(
+                        f"run {run_id} ({identity.experiment}, seed {identity.seed}) is being "
+                        f"run by {owners.describe(running_owner)} since {started}; wait for it "
+                        "to finish or stop it")
                 db.execute(
                     "UPDATE runs SET status='running', error=NULL, attempts=attempts+1,"
-                    " provenance=?, about=? WHERE id=?",
-                    (json.dumps(provenance), about_json, found["id"]),
+                    " provenance=?, about=?, owner=?, heartbeat=? WHERE id=?",
+                    (json.dumps(provenance), about_json, owner, now(), run_id),
                 )
-                return found["id"]
+                return run_id
             cursor = db.execute(
                 "INSERT INTO runs (experiment, version, config, seed, n_seeds, device, scale,"
-                " status, provenance, started_at, about) VALUES (?,?,?,?,?,?,?, 'running', ?, ?, ?)",
-                (*_identity_values(identity), scale, json.dumps(provenance), now(), about_json),
+                " status, provenance, started_at, about, owner, heartbeat)"
+                " VALUES (?,?,?,?,?,?,?, 'running', ?, ?, ?, ?, ?)",
+                (*_identity_values(identity), scale, json.dumps(provenance), now(), about_json,
+                 owner, now()),
             )
             return int(cursor.lastrowid)
 
@@ -223,7 +318,8 @@ class Store:
         """Close a run in one transaction: its status, result, claims and figure paths."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE runs SET status=?, error=?, result=?, finished_at=?, wall_s=? WHERE id=?",
+                "UPDATE runs SET status=?, error=?, result=?, finished_at=?, wall_s=?, owner=NULL,"
+                " heartbeat=NULL WHERE id=?",
                 (status, error, None if result is None else json.dumps(result), now(), wall_s,
                  run_id),
             )
@@ -254,6 +350,7 @@ class Store:
                 "INSERT INTO parts (run_id, key, result, wall_s, finished_at) VALUES (?,?,?,?,?)",
                 (run_id, key, json.dumps(result), wall_s, now()),
             )
+            db.execute("UPDATE runs SET heartbeat=? WHERE id=?", (now(), run_id))
             _insert_metrics(db, run_id, key, metrics)
 
     def part_wall_s(self, run_id: int, key: str) -> float:
@@ -287,7 +384,9 @@ class Store:
 
     # -- reading -------------------------------------------------------------------------------
     def runs(self, experiment: str | None = None, run_id: int | None = None) -> list[dict]:
-        """Stored runs (newest last), all or of one experiment or id, with claims and figures."""
+        """Stored runs (newest last), all or of one experiment or id, with claims and figures
+        (paths resolved against the store's folder). A `running` row whose owner has ended
+        reads as `interrupted` (a read-only store cannot be marked)."""
         filters = {"experiment": experiment, "id": run_id}
         where = [f"{column}=?" for column, value in filters.items() if value is not None]
         query = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
@@ -300,13 +399,18 @@ class Store:
             run["provenance"] = json.loads(run["provenance"])
             run["result"] = None if run["result"] is None else json.loads(run["result"])
             run["about"] = {} if run["about"] is None else json.loads(run["about"])
+            run["owner"] = json.loads(run["owner"]) if run.get("owner") else None
+            if run["status"] == "running" and not owners.is_alive(run["owner"],
+                                                                    run.get("heartbeat")):
+                run["status"] = "interrupted"
             run["claims"] = self.claims(run["id"])
-            run["figures"] = dict(
-                self._db.execute(
-                    "SELECT name, path FROM figures WHERE run_id=? ORDER BY rowid", (run["id"],)
-                ).fetchall()
-            )
+            run["figures"] = {name: str(self.path.parent / path) for name, path in self._db.execute(
+                "SELECT name, path FROM figures WHERE run_id=? ORDER BY rowid", (run["id"],))}
         return runs
+
+    def figure_path(self, path: Path) -> str:
+        """A figure's path as recorded: relative to the store's folder."""
+        return os.path.relpath(path, self.path.parent)
 
     def replicate(self, run_id: int, seed: int) -> dict | None:
         """The finished run that repeats run `run_id` on base seed `seed` (the same experiment,
@@ -337,6 +441,17 @@ class Store:
             " ORDER BY seed_index, step",
             (run_id, series),
         ).fetchall()
+
+
+def store_error(path: Path, error: sqlite3.OperationalError) -> str:
+    """One line for SQLite's operational errors (a lock held too long, a read-only file)."""
+    text = str(error)
+    if "locked" in text:
+        return (f"the store at {path} has been locked by another process for over 30 s; "
+                "try again when it is done")
+    if "readonly" in text or "read-only" in text:
+        return f"the store at {path} is read-only: nothing can be written to it"
+    return f"cannot write the store at {path}: {text}"
 
 
 def _identity_values(identity: RunIdentity) -> tuple:

@@ -92,7 +92,8 @@ def diverged(w: Window):
         early = [r["grad_norm"] for r in w.all[:10] if math.isfinite(r.get("grad_norm",
                                                                            math.nan))]
         growth = max(before) / max(np.median(early), 1e-30) if before and early else math.nan
-        what, _, layer = (broken[0] if broken else "loss").partition("/")
+        first_broken = "loss" if not math.isfinite(record["loss"]) or not broken else broken[0]
+        what, _, layer = first_broken.partition("/")
         first = {"weight": f"the weights of {layer}", "grad": f"the gradient of {layer}"
                  }.get(what, "the loss")
         cause = (f"; the gradient norm had grown {growth:.1e}× before it: lower the step or "
