@@ -13,6 +13,7 @@ Errors a user can fix are one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -80,7 +81,10 @@ def build_parser() -> Parser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="change a config setting (repeatable); values are JSON or a,b,c")
     add_execution(run)
-    add_execution(commands.add_parser("reproduce", help="run every experiment"))
+    reproduce = commands.add_parser("reproduce", help="run every experiment (or those named), "
+                                    "then write the report")
+    reproduce.add_argument("names", nargs="*", metavar="NAME", help="only these experiments")
+    add_execution(reproduce)
     runs = commands.add_parser("runs", help="what the store holds")
     add_store(runs)
     add_json(runs)
@@ -166,12 +170,31 @@ def cmd_run(args) -> int:
 def cmd_reproduce(args) -> int:
     from gradfail import registry
 
-    plan = [(e, e.config(args.scale)) for e in registry.experiments().values()]
+    chosen = [registry.get(name) for name in args.names] or registry.experiments().values()
+    plan = [(e, e.config(args.scale)) for e in chosen]
     status = execute(plan, args)
     args.out = None
     path = write_report(args)
     print(f"report: {path}", file=sys.stderr if args.json else sys.stdout)
     return status
+
+
+@contextlib.contextmanager
+def stdout_to_stderr(enabled: bool):
+    """File descriptor 1 pointed at standard error while enabled, for this process and the
+    processes it starts (Ray's workers and agents inherit it)."""
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def execute(plan: list, args) -> int:
@@ -181,10 +204,12 @@ def execute(plan: list, args) -> int:
 
     checked_plan(plan, args.seeds, args.device)  # refused before the store is touched
     store = Store(args.store)
-    outcomes = run_plan(plan, scale=args.scale, store=store, seed=args.seed, seeds=args.seeds,
-                        device=args.device, backend=args.backend, ray_address=args.ray_address,
-                        progress=sys.stdout.isatty() and not args.json,
-                        stability=args.stability)
+    with stdout_to_stderr(args.json):  # under --json, stdout carries the JSON alone
+        outcomes = run_plan(plan, scale=args.scale, store=store, seed=args.seed,
+                            seeds=args.seeds, device=args.device, backend=args.backend,
+                            ray_address=args.ray_address,
+                            progress=sys.stdout.isatty() and not args.json,
+                            stability=args.stability)
     if args.json:
         print_json({"store": str(store.path), "runs": [o.as_json() for o in outcomes]})
     else:

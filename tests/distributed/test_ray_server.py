@@ -5,6 +5,8 @@ One local cluster (2 CPUs, no dashboard) is shared by the module's tests."""
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sys
 
 import numpy as np
@@ -13,7 +15,7 @@ import torch
 
 from conftest import gradfail_cli
 from gradfail import registry
-from gradfail.distributed import ray_server
+from gradfail.distributed import ray_cluster, ray_server
 from gradfail.distributed.mlp_task import TaskGradient
 from gradfail.distributed.simulator import Quadratic
 from gradfail.errors import ConfigError
@@ -26,7 +28,7 @@ loss = slow_quadratic.loss
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray_server.start()
+    ray_cluster.start()
     yield
     ray.shutdown()
 
@@ -76,14 +78,47 @@ def test_a_killed_worker_costs_digits_accuracy_less_than_a_point(cluster):
 ])
 def test_an_unreachable_address_is_a_one_line_error(address, message):
     with pytest.raises(ConfigError, match=message) as raised:
-        ray_server.check_reachable(address)
+        ray_cluster.check_reachable(address)
     assert "\n" not in str(raised.value)
+
+
+def test_an_open_port_that_is_not_ray_is_refused_at_once():
+    import socketserver
+    import threading
+
+    class NotRay(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.recv(64)
+            self.request.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+    with socketserver.TCPServer(("127.0.0.1", 0), NotRay) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        address = f"127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(ConfigError, match="does not answer as a Ray cluster"):
+            ray_cluster.check_reachable(address, timeout=2)
+        server.shutdown()
+
+
+def test_a_cluster_left_by_a_killed_driver_is_stopped_at_the_next_start(tmp_path, monkeypatch):
+    import subprocess
+
+    monkeypatch.setattr(ray_cluster, "LEFTOVERS", tmp_path)
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    driver = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                            capture_output=True, text=True, check=True)
+    gone = {"host": socket.gethostname(), "pid": int(driver.stdout), "start": None}
+    (tmp_path / "1.json").write_text(json.dumps({"driver": gone, "pids": [orphan.pid]}))
+    alive = {"host": gone["host"], "pid": os.getpid(), "start": None}
+    (tmp_path / "2.json").write_text(json.dumps({"driver": alive, "pids": [orphan.pid + 10**6]}))
+    ray_cluster.stop_leftovers()
+    assert orphan.wait(timeout=10) != 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2.json"]  # a live driver's is kept
 
 
 def test_without_ray_the_backend_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ConfigError, match=r"pip install 'gradfail\[ray\]'"):
-        ray_server.ray_module()
+        ray_cluster.ray_module()
 
 
 def test_a_sweep_sent_to_ray_lands_in_the_same_store(tmp_path):
@@ -91,6 +126,7 @@ def test_a_sweep_sent_to_ray_lands_in_the_same_store(tmp_path):
     sent = gradfail_cli("run", "perceptron_lp", "--scale", "quick", "--backend", "ray",
                         "--store", store, "--json")
     assert sent.returncode == 0, sent.stderr
+    assert json.loads(sent.stdout)["runs"][0]["status"] == "done"  # only JSON on stdout
     (run,) = json.loads(gradfail_cli("runs", "--store", store, "--json").stdout)
     assert run["experiment"] == "perceptron_lp" and run["status"] == "done"
 

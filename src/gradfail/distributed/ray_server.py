@@ -13,7 +13,6 @@ this module says so in one line.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,49 +23,10 @@ import numpy as np
 import torch
 
 from gradfail.distributed.server import GradientFn, ServerLogic, require
+from gradfail.distributed.ray_cluster import ray_module, start
 from gradfail.errors import ConfigError
 
 GradientFactory = Callable[[int], GradientFn]  # factory(worker), built in the worker
-
-
-def ray_module():
-    """`import ray`, or a one-line error naming the extra."""
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("the ray backend needs Ray: pip install 'gradfail[ray]'") from None
-    return ray
-
-
-def start(address: str | None = None, num_cpus: int = 2) -> None:
-    """Join the cluster at `address`, or start a local one (no dashboard, no usage stats)."""
-    ray = ray_module()
-    if ray.is_initialized():
-        return
-    if address not in (None, "auto"):
-        check_reachable(address)
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    options = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
-    try:
-        if address is None:
-            ray.init(num_cpus=num_cpus, object_store_memory=256 * 2**20, **options)
-        else:
-            ray.init(address=address, **options)
-    except Exception as error:  # Ray raises ConnectionError, RuntimeError or ValueError here
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"cannot reach the Ray cluster at {address!r}: {first}") from None
-
-
-def check_reachable(address: str, timeout: float = 5.0) -> None:
-    """A TCP connect to host:port first: Ray itself waits minutes on an unreachable head."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"a Ray address is host:port (or ray://host:port); got {address!r}")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as error:
-        raise ConfigError(f"cannot reach the Ray cluster at {address!r}: "
-                          f"{error.strerror or error}") from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ the same `run_experiment` as locally and writing into the same store."""
 
 from __future__ import annotations
 
-from gradfail.distributed.ray_server import ray_module, start
+from gradfail.distributed.ray_cluster import ray_module, start
 
 
 def run_in_task(name: str, config_json: str, scale: str, store_path: str, seed: int,
