@@ -288,3 +288,21 @@ def test_a_report_that_cannot_be_written_is_one_line(stored, tmp_path, kind):
         out.mkdir(mode=0o555)
         one_line_error(cli_without_permissions("report", "--store", str(stored), "--out",
                                                str(out)), "cannot write the report")
+
+
+def test_out_of_memory_in_a_run_is_stored_failed_in_one_line(tmp_path, capsys):
+    import torch
+    from dataclasses import replace
+
+    from gradfail import registry
+    from gradfail.runner import run_experiment
+
+    parity = registry.get("parity")
+
+    def too_big(config, ctx):
+        torch.empty(2**62, dtype=torch.uint8)  # the allocator refuses: a RuntimeError
+
+    outcome = run_experiment(replace(parity, name="too_big", run=too_big), parity.config("quick"),
+                             scale="quick", store=Store(tmp_path / "s.sqlite"))
+    assert outcome.status == "failed" and outcome.error.startswith("out of memory:")
+    assert "\n" not in outcome.error and "Traceback" not in capsys.readouterr().err
