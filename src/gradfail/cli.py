@@ -14,21 +14,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import math
 import os
 import signal
 import sys
 from typing import NoReturn
 
 from gradfail.errors import GradfailError
-from gradfail.experiment import SCALES, claim_counts, is_sanity, parse_overrides
+from gradfail.experiment import SCALES, is_sanity, parse_overrides
 from gradfail.store import DEFAULT_PATH
-
-VERDICT_STYLE = {"holds": "green", "fails": "red", "inconclusive": "magenta",
-                 "not checked": "yellow"}
-STATUS_STYLE = {"done": "green", "failed": "red", "diverged": "magenta", "running": "yellow",
-                "interrupted": "yellow"}
+from gradfail.terminal import (
+    console,
+    counted,
+    markdown_claims,
+    needs_attention,
+    plain,
+    print_json,
+    print_outcome,
+    styled_status,
+    styled_verdict,
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -92,6 +96,11 @@ def build_parser() -> Parser:
     add_store(report)
     report.add_argument("--out", help="report folder (default: beside the store, report/)")
     claims = commands.add_parser("claims", help="the claims of each experiment's latest run")
+    claims.add_argument("--experiment", metavar="NAME", help="only this experiment's claims")
+    claims.add_argument("--failing", action="store_true", help="only the empirical claims that "
+                        "fail or are inconclusive, and broken sanity checks")
+    claims.add_argument("--markdown", action="store_true", help="a Markdown table (empirical "
+                        "claims, then sanity checks), as the README shows them")
     add_store(claims)
     add_json(claims)
     doctor = commands.add_parser("doctor", help="run a training script under the doctor, or "
@@ -257,14 +266,22 @@ def cmd_report(args) -> int:
 
 
 def cmd_claims(args) -> int:
+    from gradfail import registry
     from gradfail.report import latest_runs
     from gradfail.store import Store
 
-    runs = latest_runs(Store(args.store, readonly=True))
+    if args.experiment is not None:
+        registry.get(args.experiment)  # an unknown name is a one-line error
+    runs = [run | {"claims": [c for c in run["claims"] if not args.failing or needs_attention(c)]}
+            for run in latest_runs(Store(args.store, readonly=True))
+            if args.experiment in (None, run["experiment"])]
     if args.json:
         print_json([{"experiment": run["experiment"], "run": run["id"], "scale": run["scale"],
                      "status": run["status"], "later_attempt": run["later_attempt"],
                      "claims": run["claims"]} for run in runs])
+        return 0
+    if args.markdown:
+        print(markdown_claims(runs))
         return 0
     from rich.table import Table
 
@@ -279,10 +296,6 @@ def cmd_claims(args) -> int:
     return 0
 
 
-
-
-# --------------------------------------------------------------------------------------------
-# Human output.
 
 
 def cmd_doctor(args) -> int:
@@ -363,78 +376,6 @@ def doctor_zoo(args) -> int:
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "reproduce": cmd_reproduce, "runs": cmd_runs,
             "report": cmd_report, "claims": cmd_claims, "doctor": cmd_doctor}
-
-
-def plain(text) -> str:
-    """Stored or user-given text, shown as it is (rich markup in it is not interpreted)."""
-    from rich.markup import escape
-
-    return escape(str(text))
-
-
-def finite_or_null(value):
-    """Non-finite floats become None (JSON has no NaN or Infinity), recursively."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: finite_or_null(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_or_null(item) for item in value]
-    return value
-
-
-def print_json(document) -> None:
-    """One strictly valid JSON document on stdout (NaN and infinities as null)."""
-    print(json.dumps(finite_or_null(document), indent=2, ensure_ascii=False, allow_nan=False,
-                     default=lambda value: finite_or_null(float(value))))
-
-
-def console():
-    from rich.console import Console
-
-    return Console()
-
-
-def styled_verdict(claim: dict) -> str:
-    """A claim's verdict in colour; a sanity check reads "sanity: passed", or, failed, as the
-    bug it is."""
-    if is_sanity(claim):
-        return ("[dim]sanity: passed[/]" if claim["verdict"] == "holds" else
-                "[bold red]sanity check broken: a bug[/]" if claim["verdict"] == "fails" else
-                f"[dim]sanity: {claim['verdict']}[/]")
-    return f"[{VERDICT_STYLE[claim['verdict']]}]{claim['verdict']}[/]"
-
-
-def styled_status(status: str) -> str:
-    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
-
-
-def counted(claims: list[dict]) -> str:
-    return ", ".join(f"{n} {verdict}" for verdict, n in claim_counts(claims).items() if n) or "–"
-
-
-def print_outcome(outcome) -> None:
-    from rich.table import Table
-
-    out = console()
-    how = "stored earlier" if outcome.cached else f"{outcome.wall_s:.1f}s"
-    if outcome.resumed_parts:
-        how += f", resumed {len(outcome.resumed_parts)} stored parts"
-    second = "" if outcome.replicate_of is None else " on the second seed set"
-    out.print(f"[bold]{plain(outcome.experiment)}[/] run {outcome.id} ({outcome.scale}, "
-              f"{outcome.n_seeds} seeds{second}): {styled_status(outcome.status)} ({how})")
-    if outcome.error:
-        out.print(f"  {plain(outcome.error)}")
-    if outcome.claims and outcome.replicate_of is None:
-        table = Table(show_lines=False)
-        for column in ("claim", "paper", "measured", "verdict"):
-            table.add_column(column, overflow="fold")
-        for claim in sorted(outcome.claims, key=is_sanity):
-            table.add_row(plain(claim["name"]), plain(claim["paper"]), plain(claim["detail"]),
-                          styled_verdict(claim))
-        out.print(table)
-    for name, path in outcome.figures.items():
-        out.print(f"  figure {plain(name)}: {plain(path)}")
 
 
 if __name__ == "__main__":
