@@ -120,6 +120,9 @@ def build_parser() -> Parser:
     doctor.add_argument("--seeds", type=positive_int, default=2, help="zoo seeds per case")
     doctor.add_argument("--first-seed", type=int, default=0, help="the zoo's first seed "
                         "(the thresholds were set on seeds 0-2; 3 and on are held out)")
+    doctor.add_argument("--log-to", action="append", metavar="tensorboard:DIR|mlflow:URI",
+                        help="also log the quantities and verdicts there as training goes "
+                        "(repeatable; `mlflow` alone: the default tracking URI)")
     add_store(doctor)
     add_json(doctor)
     return parser
@@ -307,11 +310,14 @@ def cmd_doctor(args) -> int:
         raise GradfailError("name a training script, or --zoo")
     from rich.console import Console
 
+    from gradfail.doctor.loggers import defaults, destinations
     from gradfail.doctor.script import run_script
     from gradfail.store import Store
 
+    log_to = destinations(args.log_to)  # a bad one is a one-line error before anything runs
     store = Store(args.store)
-    doctors, wall_s = run_script(args.script, args.script_args, quiet_stdout=args.json)
+    with defaults(live=True, log_to=log_to):  # every doctor the script's optimizers get
+        doctors, wall_s = run_script(args.script, args.script_args, quiet_stdout=args.json)
     for doctor in doctors:
         doctor.report(store=store, console=Console(stderr=args.json))
     if args.json:

@@ -15,7 +15,9 @@ What is measured on a step is decided before it begins: on a traced step a `Step
 functional activations are seen and, without a loss function, the loss can be evaluated again
 (for curvature and the input-independent baseline). Every `check_every` steps the rules
 (gradfail.doctor.rules, a pure function of the history) are applied and the `Timeline` keeps
-the verdicts that persist, with the step at which each began.
+the verdicts that persist, with the step at which each began. A verdict is spoken when it begins
+(gradfail.doctor.loggers: a line on stderr, TensorBoard, MLflow, `on_verdict`), and one named in
+`abort_on` stops the loop with `DoctorAbort` at the end of that step.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 from gradfail.doctor import rules
 from gradfail.doctor.forward import Activations, Curvature, InputScale, LossInputs, Recurrence
+from gradfail.doctor.loggers import DoctorAbort, DoctorError, Speaker
 from gradfail.doctor.per_sample import GradientCapture
 from gradfail.doctor.quantities import (
     GradientAlignment,
@@ -45,19 +48,17 @@ from gradfail.doctor.quantities import (
     trainable_layers,
 )
 from gradfail.doctor.trace import StepTrace, batch_size, paused
-from gradfail.errors import GradfailError
-
-
-class DoctorError(GradfailError):
-    """A model, loss or script the doctor cannot watch."""
 
 
 class Doctor:
-    """Watches one model (and optionally its optimizer); `step(loss)` closes a training step."""
+    """Watches one model (and optionally its optimizer); `step(loss)` closes a training step.
+    `start` numbers the first step; `live`, `log_to`, `on_verdict` and `abort_on` say where a
+    verdict goes when it begins (gradfail.doctor.loggers.Speaker)."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
                  loss_fn: Callable | None = None, *, every: int = 10,
-                 curvature_every: int | None = 100, check_every: int = 25, name: str = "run"):
+                 curvature_every: int | None = 100, check_every: int = 25, name: str = "run",
+                 start: int = 0, **speaking):
         if not isinstance(model, nn.Module):
             raise DoctorError(f"the doctor watches a torch.nn.Module, not a "
                               f"{type(model).__name__}")
@@ -67,6 +68,7 @@ class Doctor:
             raise DoctorError(f"{type(model).__name__} has no parameters that require grad: "
                               "there is no training to watch")
         self.layer_names = list(layers)
+        self.speaker = Speaker(name, **speaking)  # live, log_to, on_verdict, abort_on
         self.bare = getattr(model, "tensors", None) is not None and not any(
             True for _ in model.children())  # a model of bare tensors (gradfail.doctor.script)
         self.params = [p for params in layers.values() for p in params]
@@ -84,7 +86,7 @@ class Doctor:
         self.history: list[dict] = []
         self.failures: dict[str, str] = {}  # quantity -> the first error it raised
         self.timeline = rules.Timeline()
-        self.step_index = 0
+        self.step_index = start  # a trainer's optimizer step at which the doctor joins
         self._listening = True
         self._trace: StepTrace | None = None
         self._forward: tuple | None = None  # (args, kwargs, output) of the step's first forward
@@ -199,7 +201,17 @@ class Doctor:
             self.check()
         self.step_index += 1
         self._prepare()
+        if (abort := self.speaker.take_abort()) is not None:
+            raise DoctorAbort(*abort)
         return record
+
+    def skip(self) -> None:
+        """Forget the step in progress: its optimizer did not take it (a mixed-precision scaler
+        found an overflow), so it is no step of the training."""
+        self._close_trace()
+        self._trace = None
+        self.capture.clear()
+        self._prepare()
 
     def _measure(self, record: dict, loss, inputs, targets) -> None:
         """Every quantity due at this step, moved off the device in one transfer with the losses
@@ -229,6 +241,7 @@ class Doctor:
         for quantity, readings in zip(measured, moved[1:], strict=True):
             with self._guard(quantity):
                 record |= quantity.derive(readings, view)
+        self.speaker.measured(self.step_index, record)
 
     def _pending_losses(self) -> list[tuple[int, dict]]:
         """The recent records whose loss is still a tensor."""
@@ -346,6 +359,7 @@ class Doctor:
                 self.failures.setdefault("rules", f"{type(error).__name__}: {error}")
                 findings = []
             self.timeline.check(self.history[-1]["step"], findings)
+            self.speaker.checked(self.history[-1]["step"], self.timeline, len(self.history))
 
     def diagnose(self) -> list[rules.Verdict]:
         """The verdicts standing now (checked at the last step), most confident first."""
@@ -374,6 +388,7 @@ class Doctor:
     def close(self) -> None:
         self._close_trace()
         self._flush()
+        self.speaker.close(self.summary)  # the last verdicts, to the loggers
         for handle in self._handles + self._stale_hooks:
             handle.remove()
         self.capture.remove()
@@ -396,7 +411,11 @@ def batch_mean(output):
 @contextmanager
 def watch(model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
           loss_fn: Callable | None = None, **options) -> Iterator[Doctor]:
-    """Watch a training loop: `with watch(model, optimizer, loss_fn) as dr: ... dr.step(loss)`."""
+    """Watch a training loop: `with watch(model, optimizer, loss_fn) as dr: ... dr.step(loss)`.
+    A verdict is printed when it begins (live=False: only in `report()`); `log_to` takes
+    "tensorboard:DIR", "mlflow[:URI]" or a list of them, `on_verdict` a function of the verdict,
+    `abort_on` verdict names that stop the loop with `DoctorAbort`."""
+    options.setdefault("live", True)
     doctor = Doctor(model, optimizer, loss_fn, **options)
     try:
         yield doctor

@@ -44,3 +44,36 @@ def save(store, doctor) -> int:
 
     return store.save_doctor_session(doctor.name, document(doctor), doctor.history,
                                      provenance(doctor.params[0].device))
+
+
+def say(name: str, step: int, verdict, console=None) -> None:
+    """A verdict as it begins: one line on stderr with the step, the name, the evidence and the
+    remedy (soft-wrapped: the terminal folds it, the line stays one line in a log)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    line = Text.assemble(("gradfail doctor", "bold"), f" [{name}] step {step}: ",
+                         (verdict.name, "bold red"), f" (since step {verdict.onset_step}, "
+                         f"confidence {verdict.confidence:.2f}): {verdict.evidence}; ",
+                         ("remedy: ", "bold"), verdict.remedy)
+    (console or Console(stderr=True)).print(line, soft_wrap=True)
+
+
+def verdict_markdown(verdict, step: int) -> str:
+    """A verdict as it begins, for a logger's text panel (TensorBoard's TEXT tab)."""
+    layers = f" (layers: {', '.join(verdict.layers)})" if verdict.layers else ""
+    return (f"**{verdict.name}** at step {step}, since step {verdict.onset_step}, confidence "
+            f"{verdict.confidence:.2f}{layers}\n\n{verdict.evidence}\n\n*remedy:* "
+            f"{verdict.remedy}")
+
+
+def document_markdown(found: dict) -> str:
+    """The end-of-run verdicts of a doctor's document as a Markdown table."""
+    def cell(text) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+    rows = [f"| {v['name']} | {v['confidence']:.2f} | "
+            f"{'–' if v['onset_step'] is None else v['onset_step']} | "
+            f"{cell(v['evidence'])} | {cell(v['remedy'])} |" for v in found["verdicts"]]
+    return "\n".join([f"gradfail doctor: {found['model']} ({found['steps']} steps)", "",
+                      "| verdict | confidence | since step | evidence | remedy |",
+                      "|---|---|---|---|---|", *rows])
