@@ -135,6 +135,24 @@ class Check:
         return cls(verdict, interval.estimate, f"{detail} ({interval})", interval)
 
     @classmethod
+    def every(cls, parts: list[Check], detail: str) -> Check:
+        """A claim of several parts, each judged on its own interval (at confidence 1 − 0.05/k
+        for k parts, Bonferroni): holds when all hold, fails when one fails, else inconclusive
+        (or not checked); the measured value and interval are the deciding part's."""
+        return cls._deciding(parts, detail, ("fails", "inconclusive", "not checked", "holds"))
+
+    @classmethod
+    def some(cls, parts: list[Check], detail: str) -> Check:
+        """A claim "at some setting": holds when one part holds, fails when all fail."""
+        return cls._deciding(parts, detail, ("holds", "inconclusive", "not checked", "fails"))
+
+    @classmethod
+    def _deciding(cls, parts: list[Check], detail: str, rank: tuple[str, ...]) -> Check:
+        deciding = min(parts, key=lambda part: rank.index(part.verdict))
+        return cls(deciding.verdict, deciding.measured,
+                   f"{detail}; " + "; ".join(part.detail for part in parts), deciding.interval)
+
+    @classmethod
     def not_checked(cls, measured: float | None, detail: str) -> Check:
         return cls("not checked", measured, detail)
 

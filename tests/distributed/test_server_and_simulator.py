@@ -59,6 +59,30 @@ def test_delay_compensation_with_lambda_0_is_plain_async():
     assert torch.equal(*runs)
 
 
+def test_adaptive_delay_compensation_with_lambda0_0_is_plain_async():
+    runs = [simulate_async(ServerLogic(START, rule, 0.05, dc_lambda=0.0),
+                           quadratic_gradient(), 3, 30, Delays("heterogeneous"),
+                           np.random.default_rng(1)).server.params for rule in ("async", "dc-a")]
+    assert torch.equal(*runs)
+
+
+def test_adaptive_delay_compensation_matches_its_formula_step_by_step():
+    """DC-ASGD-a (Zheng et al. 2017): ms ← m·ms + (1 − m)·g², w ← w − η(g + λ₀/√(ms + ε)·g²·
+    (w − w_read)), against a loop written out by hand."""
+    server = ServerLogic(START, "dc-a", 0.1, dc_lambda=2.0, dc_momentum=0.9, history=8)
+    generator = torch.Generator().manual_seed(0)
+    history, squares = [START], torch.zeros_like(START)
+    for step in range(6):
+        read = max(0, step - 2)
+        gradient = torch.randn(START.shape, generator=generator)
+        server.apply([(gradient, read)])
+        squares = 0.9 * squares + 0.1 * gradient**2
+        drift = history[-1] - history[read]
+        history.append(history[-1] - 0.1 * (gradient + 2.0 / (squares + 1e-8).sqrt()
+                                              * gradient**2 * drift))
+        torch.testing.assert_close(server.params, history[-1])
+
+
 def test_the_simulator_repeats_bit_for_bit():
     runs = [simulate_async(ServerLogic(START, "staleness", 0.05), quadratic_gradient(),
                               4, 30, Delays("straggler", straggler_p=0.3),

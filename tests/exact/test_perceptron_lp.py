@@ -14,11 +14,40 @@ from gradfail.experiments.exact import perceptron_lp
 EXPERIMENT = registry.get("perceptron_lp")
 
 
-def test_the_lp_is_exact_and_the_perceptron_keeps_novikoffs_bound(quick_store):
-    (run,) = quick_store.runs(experiment="perceptron_lp")
-    verdicts = {c["name"]: c["verdict"] for c in run["claims"]}
-    assert verdicts["the LP decides separability exactly"] == "holds"
-    assert verdicts["Novikoff's bound"] == "holds"
+def test_the_lp_is_exact_and_the_perceptron_keeps_novikoffs_bound(cpu_context):
+    config = EXPERIMENT.config("quick", {"sizes": [100], "margins": [0.1, 0.05],
+                                         "gd_steps": 200})
+    cells = [perceptron_lp.solve_cell(config, 100, margin, cpu_context)
+             for margin in (0.1, 0.05, None)]
+    result = {"separable": cells[:2], "inseparable": cells[2:]}
+    assert perceptron_lp.check_lp_exact(config, result).verdict == "holds"
+    assert perceptron_lp.check_novikoff(config, result).verdict == "holds"
+
+
+def test_the_margin_slopes_are_per_seed_least_squares_fits():
+    cells = [{"n": 10, "margin": m, "perceptron_updates": [u, 2 * u], "lp_seconds": [0.1, t]}
+             for m, u, t in ((0.1, 10, 0.2), (0.01, 1_000, 0.3), (0.001, 50_000, 0.2))]
+    updates, seconds = perceptron_lp.margin_slopes({"separable": cells}, 10)
+    inverse = np.log([10, 100, 1_000])
+    for seed in range(2):
+        np.testing.assert_allclose(updates[seed], np.polyfit(inverse, np.log(
+            [c["perceptron_updates"][seed] for c in cells]), 1)[0])
+        np.testing.assert_allclose(seconds[seed], np.polyfit(inverse, np.log(
+            [c["lp_seconds"][seed] for c in cells]), 1)[0])
+
+
+@pytest.mark.parametrize("updates, seconds, verdict", [
+    ([1.9, 2.0, 2.1, 2.0], [0.01, -0.02, 0.0, 0.02], "holds"),
+    ([0.1, 0.0, 0.2, 0.1], [0.01, -0.02, 0.0, 0.02], "fails"),  # the perceptron does not slow
+    ([1.9, 2.0, 2.1, 2.0], [0.9, 1.0, 1.1, 1.0], "fails"),  # the LP slows too
+    ([1.9, 2.0, 2.1, 2.0], [0.3, -0.3, 0.25, -0.25], "inconclusive"),
+])
+def test_margin_scaling_needs_both_slopes(monkeypatch, updates, seconds, verdict):
+    monkeypatch.setattr(perceptron_lp, "margin_slopes", lambda *_: (np.array(updates),
+                                                                   np.array(seconds)))
+    result = {"separable": [{"n": 1_000, "perceptron_stopped": [True] * 4}]}
+    found = perceptron_lp.check_margin_scaling(EXPERIMENT.config("quick"), result)
+    assert found.verdict == verdict
 
 
 def test_planted_points_keep_their_margin_and_the_twin_is_not_separable():

@@ -79,3 +79,9 @@ def hogwild(problem: SparseProblem, processes: int, epochs: int = 1, lr: float =
         raise ConfigError("a Hogwild worker process failed")
     return {"processes": processes, "samples_per_s": epochs * len(problem.labels) / seconds,
             "loss": problem.loss(weights), "seconds": seconds}
+
+
+def timed_pairs(problem: SparseProblem, epochs: int, repeats: int) -> list[list[dict]]:
+    """`repeats` pairs of runs, 1 process then 2 back to back, so that the two runs of a pair
+    share the machine's load of their moment."""
+    return [[hogwild(problem, k, epochs) for k in (1, 2)] for _ in range(repeats)]

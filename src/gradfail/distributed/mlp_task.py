@@ -4,7 +4,9 @@ Two problems: scikit-learn's digits (64-hidden-10, cross-entropy, scored by test
 synthetic teacher-student regression (inputs-hidden-1, squared error, scored by the test MSE over
 the targets' variance). `Task` gives the simulator (`simulator`) and the Ray workers
 (`ray_server`) seeded minibatch gradients, and a server (`ServerLogic`) starting at the task's
-initial parameters; `TaskGradient` builds a task's gradient in a worker process.
+initial parameters; `TaskGradient` builds a task's gradient in a worker process. Tasks built with
+the same key draw the same minibatch stream, in the order their gradients are asked for: arms
+compared on one key see the same data in the same order (paired).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ class TaskConfig(Protocol):
 
     hidden: int  # MLP hidden width
     batch_size: int  # per-worker minibatch
-    dc_lambda: float  # DC-ASGD's λ, for the server
+    dc_lambda: float  # DC-ASGD-c's constant λ, for the server
+    dc_lambda0: float  # DC-ASGD-a's λ₀
+    dc_momentum: float  # DC-ASGD-a's running-mean factor m
     teacher_inputs: int  # teacher-student input dimension
 
 
@@ -100,7 +104,11 @@ class Task:
             return np.where(finite & np.isfinite(mse), np.minimum(mse, 1e3), 1e3)
 
     def server(self, rule: str, lr: float, history: int = 64) -> ServerLogic:
-        return ServerLogic(self.initial, rule, lr, self.config.dc_lambda, history)
+        """A server at the task's initial parameters; DC-ASGD-a (`dc-a`) gets λ₀, DC-ASGD-c
+        (`dc`) its constant λ."""
+        dc_lambda = self.config.dc_lambda0 if rule == "dc-a" else self.config.dc_lambda
+        return ServerLogic(self.initial, rule, lr, dc_lambda, history,
+                           dc_momentum=self.config.dc_momentum)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,11 @@ functions of (gradient, staleness τ, the parameters now and as the worker read 
 - `async`: Downpour's plain step (Dean et al. 2012);
 - `adagrad`: Downpour with Adagrad's per-parameter step (Dean et al. 2012);
 - `staleness`: the step α₀/max(τ, 1) (Zhang et al. 2016);
-- `dc`: delay compensation g + λ·g⊙g⊙(w_now − w_read) (Zheng et al. 2017; λ = 0 is `async`).
+- `dc`: delay compensation g + λ·g⊙g⊙(w_now − w_read) with a constant λ, DC-ASGD-c (Zheng et
+  al. 2017; λ = 0 is `async`);
+- `dc-a`: DC-ASGD-a, the same with an adaptive λ_t = λ₀/√(MeanSquare_t), MeanSquare_t =
+  m·MeanSquare_{t−1} + (1 − m)·g⊙g a running mean over the gradients the server receives,
+  element-wise (Zheng et al. 2017, §5; λ₀ = 2 and m = 0.95 as in public ports of it).
 
 Staleness is measured, never assumed: τ = the version a gradient is applied to minus the
 version its worker read, logged per gradient.
@@ -26,7 +30,7 @@ import torch
 
 from gradfail.errors import ConfigError
 
-RULES = ("async", "adagrad", "staleness", "dc")
+RULES = ("async", "adagrad", "staleness", "dc", "dc-a")
 GradientFn = Callable[[torch.Tensor, int, int], torch.Tensor]  # (params, worker, seq) → grad
 
 
@@ -41,7 +45,8 @@ def require(condition: bool, message: str) -> None:
 
 @dataclass
 class ServerLogic:
-    """Flat parameters (seeds, P), their version and the last `history` versions."""
+    """Flat parameters (seeds, P), their version and the last `history` versions. `dc_lambda`
+    is λ for `dc` and λ₀ for `dc-a`; `dc_momentum` is `dc-a`'s m."""
 
     params: torch.Tensor
     rule: str
@@ -49,10 +54,11 @@ class ServerLogic:
     dc_lambda: float = 0.04
     history: int = 64
     eps: float = 1e-8
+    dc_momentum: float = 0.95
     version: int = 0
     staleness: list[int] = field(default_factory=list)
     _buffer: dict[int, torch.Tensor] = field(default_factory=dict)
-    _squares: torch.Tensor | None = None
+    _squares: torch.Tensor | None = None  # Adagrad's sum of g⊙g, or DC-ASGD-a's running mean
 
     def __post_init__(self) -> None:
         require(self.rule in RULES, f"unknown update rule {self.rule!r}; choose one of "
@@ -89,10 +95,19 @@ class ServerLogic:
         if self.rule == "adagrad":
             self._squares = gradient**2 + (0 if self._squares is None else self._squares)
             return self.lr * gradient / (self._squares.sqrt() + self.eps)
-        if self.rule == "dc":
+        if self.rule in ("dc", "dc-a"):
             drift = self.params - self.at(read_version)
-            return self.lr * (gradient + self.dc_lambda * gradient * gradient * drift)
+            return self.lr * (gradient + self.compensation(gradient) * gradient * gradient * drift)
         return self.lr * gradient
+
+    def compensation(self, gradient: torch.Tensor) -> torch.Tensor | float:
+        """DC-ASGD's λ for this gradient: constant (`dc`), or λ₀ over the root of the running
+        mean square, updated with this gradient first (`dc-a`)."""
+        if self.rule == "dc":
+            return self.dc_lambda
+        m = self.dc_momentum
+        self._squares = (1 - m) * gradient**2 + (0 if self._squares is None else m * self._squares)
+        return self.dc_lambda / (self._squares + self.eps).sqrt()
 
     def apply(self, gradients: list[tuple[torch.Tensor, int]]) -> None:
         """One update from one or more (gradient, read version) pairs, averaged (n-softsync and

@@ -26,7 +26,7 @@ from pydantic import Field, PositiveFloat, PositiveInt
 
 from gradfail.exact.relu import MAX_RELU_WIDTH, certify_relu
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext, known_name
-from gradfail.maths.statistics import wilson_interval
+from gradfail.maths.statistics import CONFIDENCE, Interval, bootstrap_interval, mean_interval
 from gradfail.nets.batched import hinge_loss, mlp_forward, mlp_parameters
 from gradfail.plotting import fractions, log_ticks, new_grid
 
@@ -177,7 +177,9 @@ def run(config: GapConfig, ctx: RunContext) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
-# Success fractions with Wilson intervals, pooled over certified instances and restarts.
+# Success fractions. Restarts of one instance share it, so they are never counted as
+# independent: a fraction's interval resamples whole instances (cluster bootstrap), and arms
+# are compared by per-instance differences, with an interval over instances.
 
 
 def gaps(instance: dict, arm: str) -> np.ndarray:
@@ -188,71 +190,101 @@ def gaps(instance: dict, arm: str) -> np.ndarray:
     return (losses - best) / spread
 
 
-def success(instances: list[dict], arm: str, tolerance: float) -> tuple[float, float, float, int]:
-    """(fraction, low, high, restarts): the Wilson 95% interval of P(g ≤ tolerance)."""
-    certified = [i for i in instances if i["certificate"]["certified"]]
-    if not certified:
-        return math.nan, math.nan, math.nan, 0
-    return wilson_interval(np.concatenate([gaps(i, arm) <= tolerance for i in certified]))
+def certified(instances: list[dict]) -> list[dict]:
+    return [i for i in instances if i["certificate"]["certified"]]
 
 
-def describe(name: str, interval: tuple) -> str:
-    fraction, low, high, count = interval
-    return f"{name} {fraction:.2f} [{low:.2f}, {high:.2f}] of {count}"
+def hits(instance: dict, arms_: list[str], tolerance: float) -> np.ndarray:
+    """Whether each restart of the arms (pooled) reached g ≤ tolerance."""
+    return np.concatenate([gaps(instance, arm) <= tolerance for arm in arms_])
 
 
-def pooled(instances: list[dict], arms_: list[str], tolerance: float) -> tuple:
-    """Success over several arms together (e.g. both optimisers at one width)."""
-    merged = [{**i, "runs": {"pooled": {"loss": np.concatenate(
-        [np.asarray(i["runs"][a]["loss"], dtype=float) for a in arms_])}}} for i in instances]
-    return success(merged, "pooled", tolerance)
+def rates(instances: list[dict], arms_: list[str], tolerance: float) -> np.ndarray:
+    """Per certified instance: the fraction of the arms' restarts (pooled) that succeed."""
+    return np.array([hits(i, arms_, tolerance).mean() for i in certified(instances)])
+
+
+def success(instances: list[dict], arms_: list[str], tolerance: float) -> Interval:
+    """P(g ≤ tolerance) over the arms' restarts (pooled), with its 95% cluster bootstrap
+    interval: instances resampled whole (NaN when none is certified)."""
+    found = [hits(i, arms_, tolerance) for i in certified(instances)]
+    if not found:
+        return Interval(math.nan, math.nan, math.nan, CONFIDENCE, 0, "none certified")
+    return bootstrap_interval(np.concatenate(found), np.mean, clusters=np.repeat(
+        np.arange(len(found)), [len(h) for h in found]))
+
+
+def over_instances(statistic, count: int) -> Interval:
+    """The percentile bootstrap of `statistic(instance indices)`, instances resampled."""
+    return bootstrap_interval(np.arange(count), lambda picks: statistic(picks.astype(int)))
+
+
+def shown(interval: Interval) -> tuple[float, float, float]:
+    return interval.estimate, interval.low, interval.high
+
+
+NONE_CERTIFIED = Check.not_checked(None, "no base instance was certified within the time limit")
+
+
+def width_arms(width: int) -> list[str]:
+    """Both optimisers at one width, one hidden layer."""
+    return [arm_name(o, width, 1) for o in OPTIMISERS]
 
 
 def check_single_run(config: GapConfig, result: dict) -> Check:
-    arm = arm_name("gd", config.width, 1)
-    successes = success(result["base"], arm, config.tolerance)
-    of_kind = {kind: [i for i in result["base"] if i["kind"] == kind] for kind in config.kinds}
-    by_kind = ", ".join(f"{kind} {success(rows, arm, config.tolerance)[0]:.2f}"
-                        for kind, rows in of_kind.items())
-    return Check.judge(successes[2] < 0.95, successes[0],
-                       describe(f"GD restarts at width {config.width} reaching the optimum:",
-                                successes) + f" (g ≤ {config.tolerance:g}; by kind: {by_kind})")
+    if not certified(result["base"]):
+        return NONE_CERTIFIED
+    arm = [arm_name("gd", config.width, 1)]
+    of_kind = {kind: rates([i for i in result["base"] if i["kind"] == kind], arm,
+                           config.tolerance) for kind in config.kinds}
+    by_kind = ", ".join(f"{kind} {np.mean(r) if len(r) else math.nan:.2f}"
+                        for kind, r in of_kind.items())
+    return Check.at_most(success(result["base"], arm, config.tolerance), 0.95,
+                         f"GD restarts at width {config.width} reaching the optimum (g ≤ "
+                         f"{config.tolerance:g}): {config.restarts} on each of "
+                         f"{len(certified(result['base']))} certified instances; by kind: "
+                         f"{by_kind}")
 
 
 def check_width(config: GapConfig, result: dict) -> Check:
-    narrow = pooled(result["base"], [arm_name(o, config.width, 1) for o in OPTIMISERS],
-                    config.tolerance)
+    if not certified(result["base"]):
+        return NONE_CERTIFIED
     widest = max(config.widths)
-    wide = pooled(result["base"], [arm_name(o, widest, 1) for o in OPTIMISERS],
-                  config.tolerance)
-    return Check.judge(wide[1] > narrow[2], wide[0],
-                       describe(f"GD and Adam reaching the width-{config.width} optimum: at "
-                                f"width {config.width}", narrow) + "; " +
-                       describe(f"at width {widest}", wide))
+    narrow, wide = (rates(result["base"], width_arms(w), config.tolerance)
+                    for w in (config.width, widest))
+    return Check.at_least(over_instances(lambda i: (wide[i] - narrow[i]).mean(), len(wide)),
+                          0.0, f"GD and Adam reaching the width-{config.width} optimum: "
+                               f"{narrow.mean():.2f} at width {config.width}, {wide.mean():.2f} "
+                               f"at width {widest}; per instance, width {widest} minus "
+                               f"width {config.width}")
 
 
 def check_optimiser_vs_width(config: GapConfig, result: dict) -> Check:
-    at = {o: success(result["base"], arm_name(o, config.width, 1), config.tolerance)[0]
-          for o in OPTIMISERS}
-    wide = pooled(result["base"], [arm_name(o, max(config.widths), 1) for o in OPTIMISERS],
-                  config.tolerance)[0]
-    narrow = np.mean(list(at.values()))
-    optimiser_effect, width_effect = abs(at["adam"] - at["gd"]), wide - narrow
-    return Check.judge(optimiser_effect < width_effect, optimiser_effect,
-                       f"at width {config.width}: Adam {at['adam']:.2f}, GD {at['gd']:.2f} "
-                       f"(|difference| {optimiser_effect:.2f}); width {max(config.widths)} "
-                       f"adds {width_effect:+.2f}")
+    if not certified(result["base"]):
+        return NONE_CERTIFIED
+    gd, adam = (rates(result["base"], [arm_name(o, config.width, 1)], config.tolerance)
+                for o in OPTIMISERS)
+    gain = rates(result["base"], width_arms(max(config.widths)), config.tolerance) - (gd + adam) / 2
+    return Check.at_least(over_instances(lambda i: gain[i].mean() - abs((adam[i] - gd[i]).mean()),
+                                         len(gain)), 0.0,
+                          f"at width {config.width}: Adam {adam.mean():.2f}, GD {gd.mean():.2f} "
+                          f"(|difference| {abs(adam.mean() - gd.mean()):.2f}); width "
+                          f"{max(config.widths)} adds {gain.mean():+.2f}; the gain minus "
+                          "|Adam − GD|")
 
 
 def check_data_size(config: GapConfig, result: dict) -> Check:
-    arms_ = [arm_name(o, config.width, 1) for o in OPTIMISERS]
-    by_size = {n: pooled([i for i in result["size"] if i["points"] == n], arms_,
-                         config.tolerance) for n in config.sizes}
+    by_size = {n: {i["seed"]: hits(i, width_arms(config.width), config.tolerance).mean()
+                   for i in certified(result["size"]) if i["points"] == n} for n in config.sizes}
     small, large = by_size[min(config.sizes)], by_size[max(config.sizes)]
-    detail = "; ".join(describe(f"N = {n}:", interval) for n, interval in by_size.items())
-    if small[3] == 0 or large[3] == 0:
-        return Check.not_checked(None, detail + " (an end of the sweep was not certified)")
-    return Check.judge(small[1] > large[2], small[0] - large[0], detail)
+    seeds = sorted(small.keys() & large.keys())
+    detail = "; ".join(f"N = {n}: {np.mean(list(by_seed.values())):.2f} over {len(by_seed)} "
+                       "instances" for n, by_seed in by_size.items())
+    if not seeds:
+        return Check.not_checked(None, detail + " (no seed certified at both ends of the sweep)")
+    return Check.at_least(mean_interval([small[s] - large[s] for s in seeds]), 0.0,
+                          f"{detail}; per seed, N = {min(config.sizes)} minus N = "
+                          f"{max(config.sizes)}")
 
 
 def check_certificate(config: GapConfig, result: dict) -> Check:
@@ -274,18 +306,30 @@ def check_certificate(config: GapConfig, result: dict) -> Check:
 CLAIMS = (
     Claim("a single GD run misses the certified optimum", "the notes: after training you do "
           "not know whether this is the best model your configuration can reach; spec §A.6: at "
-          "width H, GD succeeds only in some seeds", "Wilson 95% upper bound of P(g ≤ "
-          "tolerance) for GD at the certified width below 0.95", check_single_run),
+          "width H, GD succeeds only in some seeds", "P(g ≤ tolerance) for GD at the certified "
+          "width below 0.95", check_single_run,
+          test="the fraction of GD restarts at the certified width with g ≤ tolerance, over the "
+               "certified instances; 95% cluster bootstrap interval, the restarts of an instance "
+               "resampled together; holds when at or below 0.95"),
     Claim("over-parameterisation closes the gap", "spec §A.6 (hypothesis): with 4–8× width the "
           "gap to the width-H optimum closes in most seeds", "success at the widest width "
-          "above success at width H, Wilson 95% intervals apart (GD and Adam pooled)",
-          check_width),
+          "above success at width H (GD and Adam pooled)", check_width,
+          test="per certified instance, the fraction of restarts (GD and Adam pooled) with "
+               "g ≤ tolerance at the widest width minus at width H; 95% percentile bootstrap of "
+               "the mean over instances; holds when at or above 0"),
     Claim("the optimiser matters less than the width", "spec §A.6 (hypothesis): Adam vs GD "
           "differences are small compared with the width effect", "|Adam − GD| success at "
-          "width H below the gain from the widest width", check_optimiser_vs_width),
+          "width H below the gain from the widest width", check_optimiser_vs_width,
+          test="over the certified instances, the mean gain in success from width H to the "
+               "widest width minus |mean Adam − mean GD success at width H|; 95% percentile "
+               "bootstrap, instances resampled; holds when at or above 0"),
     Claim("success falls with the number of points", "spec §A.6 (hypothesis): the success rate "
-          "falls with N", "success at the smallest N above that at the largest, Wilson 95% "
-          "intervals apart (XOR instances, GD and Adam pooled)", check_data_size),
+          "falls with N", "success at the smallest N above that at the largest (XOR instances, "
+          "GD and Adam pooled)", check_data_size,
+          test="per seed, the fraction of restarts (GD and Adam pooled) with g ≤ tolerance on "
+               "the XOR instance at the smallest N minus on the one at the largest N (both "
+               "certified); Student's t 95% interval of the mean over seeds; holds when at or "
+               "above 0"),
     Claim("the MILP bound is a certificate", "a certified lower bound: no network in the class "
           "has a smaller loss (spec §A.6 sanity check)", "every width-H run inside the box has "
           "loss ≥ the proven bound − 1e-6 (relative)", check_certificate, kind="sanity"),
@@ -302,23 +346,24 @@ def figures(config: GapConfig, result: dict) -> dict:
     colours = {"gd": "tab:blue", "adam": "tab:orange"}
     for optimiser, colour in colours.items():
         arm = arm_name(optimiser, config.width, 1)
-        values = np.sort(np.concatenate([gaps(i, arm) for i in result["base"]
-                                         if i["certificate"]["certified"]] or [[np.nan]]))
+        values = np.sort(np.concatenate([gaps(i, arm) for i in certified(result["base"])]
+                                        or [[np.nan]]))
         ax_cdf.step(np.clip(values, 1e-6, None), np.arange(1, len(values) + 1) / len(values),
                     where="post", color=colour, label=optimiser)
         for ax, xs, name in ((ax_width, config.widths, lambda w: arm_name(optimiser, w, 1)),
                              (ax_depth, config.depths, lambda d: arm_name(optimiser,
                                                                            config.width, d))):
-            fractions(ax, xs, [success(result["base"], name(v), config.tolerance) for v in xs],
-                      optimiser, colour)
-        fractions(ax_size, config.sizes, [success(
-            [i for i in result["size"] if i["points"] == n], arm_name(optimiser, config.width, 1),
-            config.tolerance) for n in config.sizes], optimiser, colour)
+            fractions(ax, xs, [shown(success(result["base"], [name(v)], config.tolerance))
+                               for v in xs], optimiser, colour)
+        fractions(ax_size, config.sizes, [shown(success(
+            [i for i in result["size"] if i["points"] == n], [arm], config.tolerance))
+            for n in config.sizes], optimiser, colour)
     ax_cdf.axvline(config.tolerance, color="black", ls=":", lw=1)
     ax_cdf.set(xscale="log", xlabel="normalised gap g = (L − L*)/(L₀ − L*)",
                ylabel="fraction of restarts", title=f"Restarts at the certified width "
                f"{config.width}")
-    ax_width.set(xlabel="student width (1 hidden layer)", ylabel="P(g ≤ tolerance)",
+    ax_width.set(xlabel="student width (1 hidden layer)",
+                 ylabel="P(g ≤ tolerance), 95% cluster bootstrap",
                  title=f"Over-parameterisation vs the width-{config.width} optimum")
     log_ticks(ax_width, config.widths)
     ax_depth.set(xlabel=f"hidden layers of width {config.width}", ylabel="P(g ≤ tolerance)",
@@ -336,7 +381,7 @@ EXPERIMENT = Experiment(
     name="optimality_gap",
     section="spec §A.6; Arora et al. 2018",
     title="The optimality gap: GD and Adam against the certified optimum of tiny ReLU nets",
-    version=1,
+    version=2,
     config_class=GapConfig,
     scales={
         "quick": {"restarts": 32, "steps": 500, "widths": [2, 8], "depths": [1, 2],
