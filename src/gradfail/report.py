@@ -2,22 +2,33 @@
 then the doctor sessions stored from users' training runs, with each verdict's history.
 
 Self-contained: one `index.html` (jinja2 template `templates/report.html.j2`) with its figures
-copied beside it under `figures/`; no network resources. Failed and diverged runs are shown as
-such. The report reads only the store.
+copied beside it under `figures/`; no network resources and no JavaScript. Failed and diverged
+runs are shown as such. The report reads only the store. At a glance: what needs attention first
+(claims that fail or are inconclusive, broken sanity checks, runs that did not finish), a table
+of contents grouped by the experiments' packages, descriptions rendered from Markdown (backticks
+as code, `$...$` as MathML, no raw HTML, links or emphasis).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import struct
+import textwrap
 from datetime import UTC, datetime
+from html import unescape
 from pathlib import Path
+from xml.etree import ElementTree
 
 import jinja2
+from latex2mathml.converter import convert_to_element
+from markdown_it import MarkdownIt
+from markupsafe import Markup, escape
 
 import gradfail
 from gradfail import registry
 from gradfail.experiment import (
+    SCALES,
     claim_counts,
     is_sanity,
     judged_on_two_seed_sets,
@@ -58,6 +69,68 @@ def latest_runs(store: Store) -> list[dict]:
         run["experiment"]))
 
 
+# -- descriptions: Markdown inline (`code`, $TeX$ as MathML); everything else escaped -----------
+MATH_ATTRIBUTES = ("display", "mathvariant", "stretchy", "fence", "separator", "lspace", "rspace",
+                   "minsize", "maxsize", "columnalign", "columnspacing", "rowspacing",
+                   "linethickness", "accent", "movablelimits", "width", "height", "depth")
+
+
+def _math_inline(state, silent: bool) -> bool:
+    """`$...$` as inline TeX; its content neither starts nor ends with a space, so "$5 and $6"
+    stays text."""
+    start = state.pos
+    if state.src[start] != "$":
+        return False
+    end = state.src.find("$", start + 1)
+    while end != -1 and state.src[end - 1] == "\\":
+        end = state.src.find("$", end + 1)
+    content = state.src[start + 1:end] if end != -1 else ""
+    if not content or content != content.strip():
+        return False
+    if not silent:
+        state.push("math_inline", "math", 0).content = content
+    state.pos = end + 1
+    return True
+
+
+def mathml(tex: str) -> str:
+    """Inline TeX as MathML, serialised here so that every text is escaped and only
+    presentation attributes are kept (no links, no namespace URL); TeX it cannot read is shown
+    as code."""
+    try:
+        element = convert_to_element(tex, xmlns="", display="inline")
+    except Exception:  # latex2mathml raises many kinds on TeX it does not know
+        return f'<code class="math">{escape(tex)}</code>'
+    for node in element.iter():
+        node.attrib = {k: v for k, v in node.attrib.items() if k in MATH_ATTRIBUTES}
+        node.text = node.text and unescape(node.text)  # its entities, escaped again below
+        node.tail = node.tail and unescape(node.tail)
+    return ElementTree.tostring(element, encoding="unicode", short_empty_elements=False)
+
+
+# No emphasis: the docstrings' stars and underscores are maths (v*ᵀx + b*, x_i), kept as text.
+MARKDOWN = MarkdownIt("zero", {"html": False}).enable(["backticks", "escape"])
+MARKDOWN.inline.ruler.before("escape", "math_inline", _math_inline)
+MARKDOWN.add_render_rule("math_inline", lambda self, tokens, i, options, env: mathml(
+    tokens[i].content))
+
+
+def markdown(paragraph: str) -> Markup:
+    """One description paragraph as HTML: inline code, escapes and $TeX$ only (no emphasis,
+    links, images or raw HTML)."""
+    return Markup(MARKDOWN.renderInline(paragraph))
+
+
+def is_wide(path: Path) -> bool:
+    """Whether a PNG is much wider than tall (several panels side by side): shown full width."""
+    with open(path, "rb") as file:
+        header = file.read(24)
+    if len(header) < 24 or header[:8] != b"\x89PNG\r\n\x1a\n":
+        return False
+    width, height = struct.unpack(">II", header[16:24])
+    return width > 1.6 * height
+
+
 def section(run: dict, out_dir: Path) -> dict:
     """One experiment's section, from what the store holds of its run (a run stored before its
     title and command were stored with it shows its name); its figure files are copied beside
@@ -71,7 +144,8 @@ def section(run: dict, out_dir: Path) -> dict:
             partial = target.with_suffix(".partial.png")
             shutil.copyfile(source, partial)
             os.replace(partial, target)  # the previous report's copy stays whole until then
-            figures[name] = target.relative_to(out_dir).as_posix()
+            figures[name] = {"path": target.relative_to(out_dir).as_posix(),
+                             "wide": is_wide(target)}
         else:
             figures[name] = None
     return {
@@ -79,7 +153,7 @@ def section(run: dict, out_dir: Path) -> dict:
         "anchor": run["experiment"],
         "title": about.get("title", run["experiment"]),
         "section": about.get("section", ""),
-        "description": about.get("description", []),
+        "description": [markdown(p) for p in about.get("description", [])],
         "figures": figures,
         "counts": claim_counts(run["claims"]),
         "empirical": [c for c in run["claims"] if not is_sanity(c)],
@@ -120,6 +194,70 @@ def sanity_totals(checks: list[dict]) -> dict[str, int]:
             "broken": sum(c["verdict"] == "fails" for c in checks)}
 
 
+# -- at a glance: what needs attention, and the table of contents ------------------------------
+WING_TITLES = {"paper": "The paper's four failures", "classic": "The classic difficulties",
+               "exact": "Exact training", "distributed": "Asynchronous SGD",
+               "notes": "The notes' open questions", "doctor": "The doctor"}
+OTHER_TITLE = "Other experiments"
+
+
+def shorten(text: str | None, width: int = 160) -> str:
+    return textwrap.shorten(text or "", width=width, placeholder=" …")
+
+
+def needs_attention(sections: list[dict]) -> list[dict]:
+    """One line per empirical claim that fails or is inconclusive, per broken sanity check and
+    per run that did not finish, in the report's order, each linked to its section."""
+    lines = []
+    for s in sections:
+        where = {"anchor": s["anchor"], "experiment": s["run"]["experiment"]}
+        if s["run"]["status"] != "done":
+            lines.append(where | {"kind": "run", "claim": f"the run {s['run']['status']}",
+                                  "paper": "", "measured": shorten(s["run"]["error"]),
+                                  "verdict": s["run"]["status"]})
+        flagged = [(c, c["verdict"]) for c in s["empirical"] if c["verdict"] in (
+            "fails", "inconclusive")] + [(c, "broken: a bug") for c in s["sanity"]
+                                         if c["verdict"] == "fails"]
+        lines += [where | {"kind": claim["kind"], "claim": claim["name"],
+                           "paper": shorten(claim["paper"], 100),
+                           "measured": shorten(claim["detail"]), "verdict": verdict}
+                  for claim, verdict in flagged]
+    return lines
+
+
+def provisional_scales(sections: list[dict]) -> list[str]:
+    """The scales below the default among the shown runs (their verdicts are provisional)."""
+    below = SCALES[:SCALES.index("default")]
+    return [scale for scale in below if any(s["run"]["scale"] == scale for s in sections)]
+
+
+def wing(experiment: str) -> str | None:
+    """The part of the mission an experiment belongs to: its module's package under
+    `gradfail.experiments` (None for an experiment no longer registered)."""
+    known = registry.experiments().get(experiment)
+    parts = known.run.__module__.split(".") if known else []
+    return parts[2] if len(parts) > 3 and parts[:2] == ["gradfail", "experiments"] else None
+
+
+def contents(sections: list[dict], sessions: list[dict], attention: list[dict]) -> list[dict]:
+    """The table of contents: the sections grouped by the mission's parts, in the report's
+    order, the doctor sessions with the doctor; each entry with its count of lines needing
+    attention."""
+    groups: dict[str | None, dict] = {}
+
+    def entry(group: str | None, anchor: str, title: str) -> None:
+        name = WING_TITLES.get(group, OTHER_TITLE if group is None else group.capitalize())
+        groups.setdefault(group, {"id": f"toc-{group or 'other'}", "title": name, "entries": []})
+        groups[group]["entries"].append({"anchor": anchor, "title": title, "attention": sum(
+            line["anchor"] == anchor for line in attention)})
+
+    for s in sections:
+        entry(wing(s["run"]["experiment"]), s["anchor"], s["title"])
+    for d in sessions:
+        entry("doctor", f"doctor-session-{d['id']}", f"doctor session: {d['name']}")
+    return list(groups.values())
+
+
 def write_report(store: Store, out_dir: str | Path) -> Path:
     """Render the report of `store` into `out_dir`; returns the path of index.html."""
     out_dir = Path(out_dir)
@@ -132,12 +270,15 @@ def write_report(store: Store, out_dir: str | Path) -> Path:
     if not os.access(out_dir, os.W_OK) or not os.access(out_dir / "figures", os.W_OK):
         raise StoreError(f"cannot write the report into {out_dir}: permission denied")
     sections = [section(run, out_dir) for run in latest_runs(store)]
+    sessions = [doctor_session(s) for s in store.doctor_sessions()]
+    attention = needs_attention(sections)
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("gradfail", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
     html = environment.get_template("report.html.j2").render(
         sections=sections, store=str(store.path), version=gradfail.__version__,
-        sessions=[doctor_session(s) for s in store.doctor_sessions()],
+        sessions=sessions, attention=attention, toc=contents(sections, sessions, attention),
+        provisional=provisional_scales(sections),
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         totals=claim_counts([c for s in sections for c in s["run"]["claims"]]),
         sanity=sanity_totals([c for s in sections for c in s["sanity"]]))
