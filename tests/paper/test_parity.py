@@ -87,14 +87,6 @@ def test_periodic_variance_falls_with_radius_to_the_floor(cpu_context):
     assert far < 2 * measured["floor_ratio"][1]
 
 
-def test_parity_learned_at_small_d_and_at_chance_at_large_d(cpu_context):
-    config = small_config(steps=[3_000])
-    small = parity.train(config, 5, cpu_context)
-    large = parity.train(config, 30, cpu_context)
-    assert np.all(np.asarray(small["accuracy"])[:, -5:].mean(1) >= 0.95)
-    assert np.all(np.abs(parity.moving_accuracy(large) - 0.5) <= 0.05)
-
-
 def test_same_seed_same_numbers_and_seeds_differ():
     config = small_config(steps=[300])
     first = parity.train(config, 6, RunContext(torch.device("cpu"), seed=7, n_seeds=2))
@@ -114,13 +106,72 @@ def test_data_are_fair_bits_and_subsets_are_uniform_or_fixed():
     assert (random_subsets(50, 10, generator, size=4).sum(1) == 4).all()
 
 
-def test_claims_say_not_checked_when_the_budget_is_too_small():
-    config = small_config(steps=[2_000])
-    result = {"training": [{"d": 30, "steps": list(range(0, 2_001, 100)),
-                            "accuracy": [[0.5] * 21]}], "exact": [], "floor": []}
-    chance = parity.stays_at_chance(30).evaluate(config, result)
+def training(d: int, *final_accuracies: float, evaluations: int = 11) -> dict:
+    """A constructed result: per seed, chance until the last 10 evaluations, then `final`."""
+    rows = [[0.5] * (evaluations - 10) + [final] * 10 for final in final_accuracies]
+    return {"training": [{"d": d, "steps": list(range(0, 5_000 * evaluations, 5_000)),
+                          "accuracy": rows}], "exact": [], "floor": []}
+
+
+@pytest.mark.parametrize("finals, verdict", [
+    ((1.0, 0.99, 1.0), "holds"),  # every seed learned: the median's interval is above 0.95
+    ((0.5, 0.52, 0.5), "fails"),  # none did, in the paper's 50,000 steps
+    ((1.0, 0.5, 1.0), "inconclusive"),  # 3 seeds: the interval is [min, max], astride 0.95
+])
+def test_learned_is_judged_on_the_interval_of_the_median_seed(finals, verdict):
+    config = small_config(dims=[5], steps=[50_000])
+    found = parity.learned_within_budget(5, 1).evaluate(config, training(5, *finals))
+    assert found["verdict"] == verdict
+    assert found["interval"]["n"] == 3 and found["interval"]["method"] == "order-statistic"
+
+
+@pytest.mark.parametrize("finals, verdict", [
+    ((0.5, 0.52, 0.49), "holds"),
+    ((0.9, 0.8, 0.85), "fails"),
+    ((0.5, 0.7, 0.5), "inconclusive"),  # 3 seeds: [min, max] of the deviations, astride 0.05
+])
+def test_chance_is_judged_on_the_interval_of_the_median_seed(finals, verdict):
+    config = small_config(dims=[30], steps=[50_000])
+    assert parity.stays_at_chance(30).evaluate(config, training(30, *finals))["verdict"] == verdict
+
+
+def test_a_short_run_is_judged_only_where_more_steps_could_not_change_the_verdict():
+    config = small_config(dims=[30], steps=[2_000])
+    chance = parity.stays_at_chance(30).evaluate(config, training(30, 0.5, 0.5))
     assert chance["verdict"] == "not checked" and chance["holds"] is None
-    result["training"][0]["accuracy"] = [[0.5] * 10 + [0.9] * 11]
-    assert parity.stays_at_chance(30).evaluate(config, result)["verdict"] == "fails"
-    learned = parity.learned_within_budget(30, 1).evaluate(config, result)
-    assert learned["verdict"] == "not checked"
+    assert "2,000 of the 50,000 steps" in chance["detail"] and chance["interval"] is not None
+    assert parity.stays_at_chance(30).evaluate(config, training(30, 0.9, 0.9))["verdict"] == \
+        "fails"  # left chance early: more steps cannot bring it back
+    assert parity.learned_within_budget(30, 1).evaluate(
+        config, training(30, 0.5, 0.5))["verdict"] == "not checked"
+    assert parity.learned_within_budget(30, 1).evaluate(
+        config, training(30, 1.0, 1.0))["verdict"] == "holds"
+    absent = parity.learned_within_budget(10, 1).evaluate(config, training(30, 1.0))
+    assert absent["verdict"] == "not checked" and "not run" in absent["detail"]
+
+
+@pytest.mark.parametrize("slopes, verdict", [
+    ((-1.0, -1.0, -1.0), "holds"),
+    ((-0.99, -1.01, -1.0), "holds"),
+    ((-0.5, -0.6, -0.55), "fails"),
+    ((-1.5, -1.4, -1.45), "fails"),
+    ((-1.0, -0.8, -0.9), "inconclusive"),
+])
+def test_the_slope_is_judged_on_its_t_interval_over_seeds(slopes, verdict):
+    dims = np.arange(4, 11)
+    exact = [{"d": int(d), "ratio": [2.0 ** (s * d) for s in slopes]} for d in dims]
+    claim = next(c for c in parity.CLAIMS if c.name == "variance follows 2^-d")
+    found = claim.evaluate(small_config(), {"training": [], "exact": exact})
+    assert found["verdict"] == verdict and found["interval"]["method"] == "t"
+    assert found["measured"] == pytest.approx(np.mean(slopes))
+
+
+def test_steps_to_accuracy_and_the_moving_average_match_a_loop():
+    run = {"steps": list(range(0, 2_100, 100)),
+           "accuracy": [[0.4] * 5 + [1.0] * 16, [0.5] * 21]}
+    smooth = parity.moving_accuracy(run)
+    for seed, row in enumerate(run["accuracy"]):
+        loop = [np.mean(row[i - 9:i + 1]) for i in range(9, 21)]
+        np.testing.assert_allclose(smooth[seed], loop)
+    first = next(i for i in range(9, 21) if np.mean(run["accuracy"][0][i - 9:i + 1]) >= 0.95)
+    assert parity.steps_to_accuracy(run, 0.95).tolist() == [run["steps"][first], np.inf]

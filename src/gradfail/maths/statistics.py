@@ -67,6 +67,8 @@ def median_interval(values, confidence: float = CONFIDENCE) -> Interval:
     values = np.sort(_finite(values))
     n = len(values)
     estimate = float(np.median(values))
+    if n < 2:  # one value says nothing about where the median lies
+        return Interval(estimate, -math.inf, math.inf, 0.0, n, "order-statistic")
     rank = 1
     while rank < n / 2 and 1 - 2 * stats.binom.cdf(rank, n, 0.5) >= confidence:
         rank += 1

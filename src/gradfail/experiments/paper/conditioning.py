@@ -1,8 +1,9 @@
 """Architecture and conditioning: encoding piecewise-linear curves (paper §4).
 
 Shalev-Shwartz, Shamir & Shammah, ICML 2017, §4 (Figure 6, Lemmas 1–2, Theorem 3); setup from
-`PWL_fail1.py` (spec §3). From a curve f = W p (n = 100 points, k = 3 kinks) recover the kink
-vector p. The answer is linear and known, p = W⁻¹ f, a convolution with (1, −2, 1), yet:
+`PWL_fail1.py` (spec §3), which trains with TensorFlow 1's default Adam (ε on the uncorrected
+√v). From a curve f = W p (n = 100 points, k = 3 kinks) recover the kink vector p. The answer
+is linear and known, p = W⁻¹ f, a convolution with (1, −2, 1), yet:
 
 - the full n×n linear map (a convex problem) barely moves in 50,000 Adam steps: its Hessian
   E[f fᵀ] ∝ W Wᵀ has condition number Ω(n^3.5) (Theorem 3; ≈1.35e8 at n = 100);
@@ -17,30 +18,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 import torch
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
-from gradfail.data.curves import (
-    autoencoder_curves,
-    check_size,
-    convolve,
-    curves_of,
-    kink_vectors,
-    ramp_matrix,
-    relative_errors,
-    whitening,
-    windows,
-)
-from gradfail.experiment import Check, Claim, Config, Experiment, RunContext, check_finite
-from gradfail.nets.batched import BatchedMLP, paper_adam
+from gradfail.data.curves import (autoencoder_curves, check_size, convolve, curves_of,
+                                  kink_vectors, ramp_matrix, relative_errors, whitening, windows)
+from gradfail.experiment import (Check, Claim, Config, Experiment, RunContext, check_finite,
+                                 known_name)
+from gradfail.maths.statistics import mean_interval, median_interval
+from gradfail.nets.batched import EPSILON_PLACEMENTS, BatchedMLP, paper_adam
 from gradfail.plotting import band, new_figure, new_grid
 
 ATTEMPTS = ("full linear", "convolution", "whitened convolution", "autoencoder")
-TF_ADAM = {"betas": (0.9, 0.999), "eps": 1e-8}  # PWL_fail1.py uses TF's default Adam
+TF_ADAM = {"betas": (0.9, 0.999), "eps": 1e-8}  # PWL_fail1.py: TF's default Adam (spec §0)
 
 
 class ConditioningConfig(Config):
@@ -67,6 +61,9 @@ class ConditioningConfig(Config):
     condition_curves: PositiveInt = Field(20_000, description="curves per second-moment matrix")
     extension_ns: list[PositiveInt] = Field([25, 50, 100, 200], min_length=1)
     extension_steps: PositiveInt = Field(20_000, description="cap on steps to 1% error")
+    epsilon_placement: known_name("ε placement", EPSILON_PLACEMENTS) = Field(
+        "tf", description="Adam's ε on the uncorrected √v (tf: the paper's TensorFlow code) or "
+        "on the corrected √v̂ (torch)")
 
     @model_validator(mode="after")
     def _check(self) -> ConditioningConfig:
@@ -148,7 +145,8 @@ def train_attempt(config: ConditioningConfig, attempt: str, ctx: RunContext) -> 
     curves = attempt_curves(config, attempt, ctx)
     train_f, valid_f, p = curves.train_f, curves.valid_f, curves.p
     learner = attempt_learner(config, attempt, train_f, ctx)
-    optimiser = paper_adam(learner.weights, lr=learner.lr, **TF_ADAM)
+    optimiser = paper_adam(learner.weights, lr=learner.lr, **TF_ADAM,
+                           placement=config.epsilon_placement)
 
     def reconstruct(f: torch.Tensor) -> torch.Tensor:
         out = learner.predict(f)
@@ -204,18 +202,21 @@ def condition(moment: torch.Tensor) -> float:
 
 @torch.no_grad()
 def condition_numbers(config: ConditioningConfig, n: int, ctx: RunContext) -> dict:
-    """Under the paper's distribution: cond E[f fᵀ] (full model), cond of the 3×3 window
-    moment (convolution), and of the whitened windows on fresh curves (whitened)."""
+    """Under the paper's distribution, per seed (its own curves): cond E[f fᵀ] (full model), cond
+    of the 3×3 window moment (convolution), and of the whitened windows on fresh curves
+    (whitened); and cond W Wᵀ, which E[f fᵀ] estimates (it is ∝ W Wᵀ)."""
     generator = ctx.generator("condition", n)
-    curves = [curves_of(kink_vectors(config.condition_curves, n, config.k, "paper", generator))
-              for _ in range(2)]
-    first = windows(curves[0]).flatten(0, 1)
-    fresh = windows(curves[1]).flatten(0, 1) @ whitening(curves[0][None])[0].T
-    return {"n": n,
-            "full": condition(curves[0].T @ curves[0] / len(curves[0])),
-            "ramp": condition(ramp_matrix(n) @ ramp_matrix(n).T),
-            "convolution": condition(first.T @ first / len(first)),
-            "whitened": condition(fresh.T @ fresh / len(fresh))}
+    out = {"n": n, "ramp": condition(ramp_matrix(n) @ ramp_matrix(n).T), "full": [],
+           "convolution": [], "whitened": []}
+    for _ in range(ctx.n_seeds):
+        curves = [curves_of(kink_vectors(config.condition_curves, n, config.k, "paper",
+                                         generator)) for _ in range(2)]
+        first = windows(curves[0]).flatten(0, 1)
+        fresh = windows(curves[1]).flatten(0, 1) @ whitening(curves[0][None])[0].T
+        out["full"].append(condition(curves[0].T @ curves[0] / len(curves[0])))
+        out["convolution"].append(condition(first.T @ first / len(first)))
+        out["whitened"].append(condition(fresh.T @ fresh / len(fresh)))
+    return out
 
 
 def steps_to_one_percent(config: ConditioningConfig, n: int, ctx: RunContext) -> dict:
@@ -237,7 +238,8 @@ def steps_to_one_percent(config: ConditioningConfig, n: int, ctx: RunContext) ->
     for name in ("Adam", "SGD", "whitened SGD"):
         whiten = transform if name == "whitened SGD" else None
         taps = torch.zeros(1, 3, requires_grad=True)
-        optimiser = (paper_adam([taps], lr=config.conv_lr, **TF_ADAM) if name == "Adam" else
+        optimiser = (paper_adam([taps], lr=config.conv_lr, **TF_ADAM,
+                                placement=config.epsilon_placement) if name == "Adam" else
                      torch.optim.SGD([taps], lr=1 / curvature(
                          raw if whiten is None else raw @ whiten[0].T)))
         out[name] = math.inf
@@ -269,80 +271,87 @@ def run(config: ConditioningConfig, ctx: RunContext) -> dict:
 # --------------------------------------------------------------------------------------------
 # Claims and figures.
 
-FULL_BUDGET = 50_000
+# The paper's budgets (spec §3.2): 500 steps for the whitened convolution, 50,000 for the others.
+WHITENED_BUDGET, BUDGET = 500, 50_000
+SLOW = 10  # "slowly": the convolution still above 1% at ten times the whitened one's budget
 
 
 def attempt_result(result: dict, name: str) -> dict:
     return next(a for a in result["attempts"] if a["attempt"] == name)
 
 
-def first_step_below(run: dict, threshold: float = 0.01) -> float:
-    median = np.median(np.asarray(run["rmse"]), axis=0)
-    hits = np.flatnonzero(median < threshold)
-    return float(run["steps"][hits[0]]) if len(hits) else math.inf
+def error_claim(name: str, paper: str, attempt: str, budget: int, learns: bool) -> Claim:
+    """"`attempt`'s validation relative RMSE is below (`learns`) or still above 1% at step
+    `budget`". A run stopping short is judged only once its error is below 1% (it stays there)."""
+    def check(config: ConditioningConfig, result: dict) -> Check:
+        run = attempt_result(result, attempt)
+        index = np.searchsorted(run["steps"], budget, side="right") - 1  # last one ≤ budget
+        step, errors = run["steps"][index], np.asarray(run["rmse"])[:, index]
+        kinks = np.median(np.asarray(run["max"])[:, index])
+        found = (Check.at_most if learns else Check.at_least)(
+            median_interval(errors), 0.01, f"median relative RMSE {100 * np.median(errors):.3g}%"
+            f", max error at the kinks {100 * kinks:.3g}%, at step {step:,}")
+        if step >= budget or found.verdict == ("holds" if learns else "fails"):
+            return found
+        return replace(found, verdict="not checked",
+                       detail=f"{found.detail}; short of the {budget:,} steps the claim needs")
+
+    side = "< 1%" if learns else "still > 1%"
+    return Claim(name, paper, f"median relative RMSE {side} at step {budget:,}", check,
+                 test=f"per seed, the {attempt}'s validation relative RMSE at step {budget:,}; "
+                      "the order-statistic interval of its median over seeds "
+                      f"{'at or below' if learns else 'at or above'} 1%; a run stopping short is "
+                      "judged only when it is already below 1%")
 
 
-def check_whitened(config: ConditioningConfig, result: dict) -> Check:
-    step = first_step_below(attempt_result(result, "whitened convolution"))
-    return Check.judge(step <= 500, step, f"median relative RMSE < 1% from step {step:,.0f}")
-
-
-def check_conv_slower(config: ConditioningConfig, result: dict) -> Check:
-    fast = first_step_below(attempt_result(result, "whitened convolution"))
-    slow = first_step_below(attempt_result(result, "convolution"))
-    detail = (f"convolution < 1% at step {slow:,.0f}" if math.isfinite(slow) else
-              f"convolution not < 1% in {config.conv_steps:,} steps") + f"; whitened at {fast:,.0f}"
-    if math.isinf(fast):
-        return Check.not_checked(None, detail + "; the whitened one never got there")
-    if math.isinf(slow) and config.conv_steps < 10 * fast:
-        return Check.not_checked(None, detail + "; too few convolution steps to tell")
-    return Check.judge(slow > 10 * fast, slow / fast, detail)
-
-
-def check_full_stuck(config: ConditioningConfig, result: dict) -> Check:
-    run = attempt_result(result, "full linear")
-    final = float(np.median(np.asarray(run["rmse"])[:, -1]))
-    at_kinks = float(np.median(np.asarray(run["max"])[:, -1]))
-    detail = (f"median relative RMSE {final:.2%}, max error at the kinks {at_kinks:.2%}, after "
-              f"{config.full_steps:,} steps")
-    return Check.within_budget(final <= 0.01, False, config.full_steps, FULL_BUDGET, final,
-                               detail)
-
-
-def fitted_exponent(result: dict, key: str) -> float:
+def fitted_exponents(result: dict, key: str) -> np.ndarray:
+    """Per seed, the least-squares slope of log cond against log n."""
     ns = [c["n"] for c in result["conditions"]]
-    return float(np.polyfit(np.log(ns), np.log([c[key] for c in result["conditions"]]), 1)[0])
+    values = np.array([c[key] for c in result["conditions"]], dtype=float).reshape(len(ns), -1)
+    return np.polyfit(np.log(ns), np.log(values), 1)[0]
 
 
 def check_full_growth(config: ConditioningConfig, result: dict) -> Check:
-    slope = fitted_exponent(result, "full")
-    return Check.judge(slope >= 3.5, slope, f"cond E[ffᵀ] ~ n^{slope:.2f} over n = "
-                       f"{config.condition_ns} (cond W Wᵀ ~ n^{fitted_exponent(result, 'ramp'):.2f})")
+    slopes = fitted_exponents(result, "full")
+    return Check.at_least(mean_interval(slopes), 3.5,
+                          f"cond E[ffᵀ] ~ n^{slopes.mean():.2f} over n = {config.condition_ns} "
+                          f"(cond W Wᵀ ~ n^{fitted_exponents(result, 'ramp')[0]:.2f})")
 
 
 def check_conv_growth(config: ConditioningConfig, result: dict) -> Check:
-    slope = fitted_exponent(result, "convolution")
-    return Check.judge(abs(slope - 3) <= 0.45, slope, f"cond of the window moment ~ n^{slope:.2f}")
+    slopes = fitted_exponents(result, "convolution")
+    interval = mean_interval(slopes)
+    detail = f"cond of the window moment ~ n^{slopes.mean():.2f}"
+    above = Check.at_least(interval, 3 * 0.85, detail)
+    return Check.at_most(interval, 3 * 1.15, detail) if above.verdict == "holds" else above
 
 
 def check_whitened_flat(config: ConditioningConfig, result: dict) -> Check:
-    worst = max(c["whitened"] for c in result["conditions"])
-    return Check.judge(worst < 2, worst, f"largest cond after whitening {worst:.4f} (fresh curves)")
+    worst = np.array([c["whitened"] for c in result["conditions"]]).max(0)
+    return Check.at_most(mean_interval(worst), 2, f"largest cond after whitening over n, "
+                         f"per seed {worst.min():.4f}–{worst.max():.4f} (fresh curves)")
 
 
+OVER_SEEDS = "the t-interval over seeds (each its own 2 × condition_curves curves per n) of"
 CLAIMS = (
-    Claim("whitened convolution fast", "conv + conditioning ≈ exact already at 500 steps "
-          "(Figure 6c)", "median relative RMSE < 1% within 500 steps", check_whitened),
-    Claim("convolution slow", "conv converges, slowly: 22% at 500, 3% at 10k, 0.1% at 50k "
-          "(Figure 6b)", "> 10× the whitened one's steps to 1%", check_conv_slower),
-    Claim("full linear stuck", "full n×n linear map: no clear improvement, errors at the kinks "
-          "(Figure 6a)", "median relative RMSE > 1% after 50,000 steps", check_full_stuck),
+    error_claim("whitened convolution fast", "conv + conditioning ≈ exact already at 500 steps "
+                "(Figure 6c)", "whitened convolution", WHITENED_BUDGET, True),
+    error_claim("convolution slow", "conv converges, slowly: 22% at 500, 3% at 10k, 0.1% at "
+                "50k (Figure 6b)", "convolution", SLOW * WHITENED_BUDGET, False),
+    error_claim("full linear stuck", "full n×n linear map: no clear improvement, errors at the "
+                "kinks (Figure 6a)", "full linear", BUDGET, False),
     Claim("full model cond ≥ n^3.5", "cond = Ω(n^3.5) (Theorem 3); ≈1.35e8 at n = 100",
-          "fitted exponent ≥ 3.5", check_full_growth),
+          "fitted exponent ≥ 3.5", check_full_growth,
+          test=f"per seed, the log-log slope of cond E[ffᵀ] against n; {OVER_SEEDS} its mean "
+               "at or above 3.5"),
     Claim("convolution cond ~ n^3", "window covariance cond Θ(n³) (A.6); ≈1.6e6 at n = 100",
-          "fitted exponent within 15% of 3", check_conv_growth),
+          "fitted exponent within 15% of 3", check_conv_growth,
+          test=f"per seed, the log-log slope of the window moment's cond against n; {OVER_SEEDS} "
+               "its mean inside [2.55, 3.45]"),
     Claim("whitened cond ≈ 1", "after whitening the condition number is ≈ 1 (§4.1.3)",
-          "below 2 for every n", check_whitened_flat),
+          "below 2 for every n", check_whitened_flat,
+          test=f"per seed, the largest cond of the whitened windows over n; {OVER_SEEDS} its mean "
+               "at or below 2"),
 )
 
 
@@ -376,12 +385,13 @@ def figures(config: ConditioningConfig, result: dict) -> dict:
     ns = np.array([c["n"] for c in result["conditions"]])
     for key, label in (("full", "full model: cond E[ffᵀ]"), ("convolution", "convolution"),
                        ("whitened", "whitened convolution")):
-        ax.loglog(ns, [c[key] for c in result["conditions"]], "o-", label=label)
-    anchor = {c["n"]: c for c in result["conditions"]}[ns[0]]
+        ax.loglog(ns, [np.median(c[key]) for c in result["conditions"]], "o-", label=label)
     for power, key in ((3.5, "full"), (3, "convolution")):
-        ax.loglog(ns, anchor[key] * (ns / ns[0]) ** power, ":", color="grey", lw=1)
-        ax.annotate(f"n^{power}", (ns[-1], anchor[key] * (ns[-1] / ns[0]) ** power), fontsize=8)
-    ax.set(xlabel="n", ylabel="condition number", title="Condition numbers from data")
+        anchor = np.median(result["conditions"][0][key]) * (ns / ns[0]) ** power
+        ax.loglog(ns, anchor, ":", color="grey", lw=1)
+        ax.annotate(f"n^{power}", (ns[-1], anchor[-1]), fontsize=8)
+    ax.set(xlabel="n", ylabel="condition number (median over seeds)",
+           title="Condition numbers from data")
     ax.legend(fontsize=8)
 
     fig4, ax = new_figure()
@@ -401,7 +411,7 @@ EXPERIMENT = Experiment(
     name="conditioning",
     section="§4",
     title="Architecture and conditioning: piecewise-linear curves",
-    version=2,  # 2: the max error is measured at the kinks
+    version=3,  # 3: TensorFlow's ε placement, condition numbers per seed; 2: max error at kinks
     config_class=ConditioningConfig,
     scales={
         "quick": {"full_steps": 1_000, "conv_steps": 1_000, "autoencoder_steps": 500,

@@ -3,7 +3,8 @@
 Shalev-Shwartz, Shamir & Shammah, ICML 2017, §5 (Figure 7, Appendix A.7); setup from
 `step_learn.py` (spec §4). The target is y = u(v*ᵀx + b*) with u monotone and piecewise
 constant: u rounds down to the nearest breakpoint. With the exact u in the model, the gradient
-of E[(u(wᵀx + b) − y)²] is identically zero (u' = 0 almost everywhere): no signal at all.
+of E[(u(wᵀx + b) − y)²] is identically zero (u' = 0 almost everywhere): no signal at all. Every
+approach trains with the code's Adam, TensorFlow 1's (ε on the uncorrected √v).
 
 - smoothing u by steep sigmoids restores a gradient, but training still fails (Figure 7a:
   the output sticks at one level; 97.5% of points off);
@@ -17,13 +18,17 @@ of E[(u(wᵀx + b) − y)²] is identically zero (u' = 0 almost everywhere): no 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import torch
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
-from gradfail.experiment import Check, Claim, Config, Experiment, RunContext, check_finite
-from gradfail.nets.batched import BatchedLinear, BatchedMLP, paper_adam, truncated_normal
+from gradfail.experiment import (Check, Claim, Config, Experiment, RunContext, check_finite,
+                                 known_name)
+from gradfail.maths.statistics import median_interval
+from gradfail.nets.batched import (EPSILON_PLACEMENTS, BatchedLinear, BatchedMLP, paper_adam,
+                                   truncated_normal)
 from gradfail.plotting import band, new_figure
 
 APPROACHES = ("smoothed", "end-to-end", "multi-class", "forward-only")
@@ -47,6 +52,9 @@ class FlatActivationConfig(Config):
     eval_every: PositiveInt = Field(200, description="steps between test losses")
     guarantee_steps: list[PositiveInt] = Field([100, 300, 1_000, 3_000, 10_000], min_length=2)
     guarantee_lipschitz: PositiveFloat = Field(4.0, description="slope L of the smooth ramp")
+    epsilon_placement: known_name("ε placement", EPSILON_PLACEMENTS) = Field(
+        "tf", description="Adam's ε on the uncorrected √v (tf: the paper's TensorFlow code) or "
+        "on the corrected √v̂ (torch)")
 
     @model_validator(mode="after")
     def _check(self) -> FlatActivationConfig:
@@ -151,7 +159,8 @@ def errors(prediction: torch.Tensor, y: torch.Tensor) -> dict:
 def train(config: FlatActivationConfig, approach: str, ctx: RunContext) -> dict:
     task = problem(config, ctx)
     params, predict, loss_fn = build(approach, config, task, ctx)
-    optimiser = paper_adam(params, lr=config.smoothed_lr if approach == "smoothed" else config.lr)
+    optimiser = paper_adam(params, lr=config.smoothed_lr if approach == "smoothed" else config.lr,
+                           placement=config.epsilon_placement)
     test_x, test_r, test_y = sample(task, config.test_samples, ctx.generator("test"))
     data = ctx.generator("data", approach)
     total = config.forward_steps if approach == "forward-only" else config.steps
@@ -236,37 +245,40 @@ def run(config: FlatActivationConfig, ctx: RunContext) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
-# Claims (spec §4.3, medians over seeds of (v*, b*)) and figures.
+# Claims (spec §4.3): each approach's fraction of test points off, judged on the interval of its
+# median over seeds of (v*, b*), after the code's budget.
 
 
 def approach_result(result: dict, name: str) -> dict:
     return next(a for a in result["approaches"] if a["approach"] == name)
 
 
-def off_claim(name: str, paper: str, bound: float, expect_below: bool) -> Claim:
-    """"`name` leaves fewer (expect_below) or more than `bound` of the test points off"."""
+def off_claim(name: str, paper: str, bound: float, learns: bool, title: str = "") -> Claim:
+    """"`name` leaves at most (learns) or at least `bound` of the test points off". A run shorter
+    than the code's budget is judged only once the approach is within `bound` (more steps would
+    not undo that)."""
+    budget = 5_000 if name == "forward-only" else 10_000  # step_learn.py
+
     def check(config: FlatActivationConfig, result: dict) -> Check:
         run = approach_result(result, name)
-        off = float(np.median(run["off"]))
-        rmse = float(np.median(run["relative_rmse"]))
-        ran = run["steps"][-1]
-        budget = 5_000 if name == "forward-only" else 10_000
+        interval, off = median_interval(run["off"]), float(np.median(run["off"]))
         detail = (f"median {off:.1%} of points off (seeds {min(run['off']):.1%}–"
-                  f"{max(run['off']):.1%}), relative RMSE {rmse:.3f}")
-        return Check.within_budget(off < bound, expect_below, ran, budget, off, detail)
+                  f"{max(run['off']):.1%}), relative RMSE {np.median(run['relative_rmse']):.3f}")
+        found = (Check.at_most if learns else Check.at_least)(interval, bound, detail)
+        ran = run["steps"][-1]
+        if ran >= budget or found.verdict == ("holds" if learns else "fails"):
+            return found
+        return replace(found, verdict="not checked", detail=f"{found.detail}; ran {ran:,} of the "
+                       f"{budget:,} steps the claim needs")
 
-    side = "<" if expect_below else ">"
-    return Claim(f"{name}: {side} {bound:.0%} off", paper,
+    side = "<" if learns else ">"
+    return Claim(title or f"{name}: {side} {bound:.0%} off", paper,
                  f"median fraction of test points off by > 1% of the label range {side} "
-                 f"{bound:.0%}", check)
-
-
-def check_smoothed(config: FlatActivationConfig, result: dict) -> Check:
-    run = approach_result(result, "smoothed")
-    off, rmse = float(np.median(run["off"])), float(np.median(run["relative_rmse"]))
-    failed = rmse > 0.3 or off > 0.5
-    return Check.within_budget(not failed, False, run["steps"][-1], 10_000, rmse,
-                               f"median relative RMSE {rmse:.3f}, {off:.1%} of points off")
+                 f"{bound:.0%}", check,
+                 test=f"per seed of (v*, b*), the fraction of the fixed test points off by > 1% "
+                      f"of the label range after {budget:,} steps; the order-statistic interval of "
+                      f"its median over seeds at or {'below' if learns else 'above'} {bound:.0%}; "
+                      "a shorter run is judged only when that interval is already below it")
 
 
 def check_bound(config: FlatActivationConfig, result: dict) -> Check:
@@ -278,8 +290,8 @@ def check_bound(config: FlatActivationConfig, result: dict) -> Check:
 
 
 CLAIMS = (
-    Claim("smoothed gradient fails", "non-flat approximation: relative RMSE 0.78, 97.5% off "
-          "(Figure 7a)", "median relative RMSE > 0.3 or > 50% of points off", check_smoothed),
+    off_claim("smoothed", "non-flat approximation: relative RMSE 0.78, 97.5% off (Figure 7a)",
+              0.50, False, "smoothed gradient fails"),
     off_claim("end-to-end", "end-to-end regression: 20% of points off (Figure 7b)", 0.10, False),
     off_claim("multi-class", "multi-class: 1.2% of points off (Figure 7c)", 0.05, True),
     off_claim("forward-only", "forward-only: 0.5% of points off in 5,000 steps (Figure 7e)",
@@ -326,7 +338,7 @@ EXPERIMENT = Experiment(
     name="flat_activation",
     section="§5",
     title="Flat activations: a piecewise-constant link and the forward-only rule",
-    version=1,
+    version=2,  # 2: TensorFlow's ε placement
     config_class=FlatActivationConfig,
     scales={
         "quick": {"steps": 1_500, "forward_steps": 1_500, "test_samples": 1_024,

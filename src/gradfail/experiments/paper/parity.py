@@ -19,6 +19,7 @@ Remedy: none by gradients alone; the problem is hard for every statistical-query
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Annotated
 
 import numpy as np
@@ -27,6 +28,7 @@ from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, model_va
 
 from gradfail.data.parity import parity_labels, random_signs, random_subsets
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext, check_finite
+from gradfail.maths.statistics import mean_interval, median_interval
 from gradfail.maths.walsh_hadamard import sign_cube, walsh_hadamard
 from gradfail.nets.batched import BatchedMLP, hinge_loss
 from gradfail.plotting import band, new_figure
@@ -245,10 +247,12 @@ def run(config: ParityConfig, ctx: RunContext) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
-# Claims: Figure 1's budgets and Theorem 1's bound, checked on the measurements.
+# Claims: Figure 1's budgets and Theorem 1's bound, checked on the measurements, each judged on
+# an interval over seeds (each seed its own network and its own target v*).
 
-BUDGET = 50_000  # the paper's SGD steps (spec §1.2)
+BUDGET = 50_000  # the paper's SGD steps at batch 128 (spec §1.2)
 SMOOTHING = 10  # evaluations (1,000 steps) in the moving average, as spec §1.3 reads Figure 1
+CHANCE_BAND = 0.05  # "no advance beyond 0.5": Figure 1 ends d=30 at 0.50 ± 0.02 (spec §1.3)
 
 
 def moving_accuracy(run: dict) -> np.ndarray:
@@ -271,24 +275,32 @@ def training_run(result: dict, d: int) -> dict | None:
     return next((run for run in result["training"] if run["d"] == d), None)
 
 
+def judged(found: Check, ran: int, conclusive: str) -> Check:
+    """`found`, unless the run stopped short of the paper's steps and more steps could still
+    change it (its verdict is not `conclusive`): then not checked, its interval kept."""
+    if ran >= BUDGET or found.verdict == conclusive:
+        return found
+    return replace(found, verdict="not checked",
+                   detail=f"{found.detail}; ran {ran:,} of the {BUDGET:,} steps the claim needs")
+
+
 def learned_within_budget(d: int, paper_steps: int) -> Claim:
     def check(config: ParityConfig, result: dict) -> Check:
         run = training_run(result, d)
         if run is None:
             return Check.not_checked(None, f"d={d} was not run at this scale")
-        reach = steps_to_accuracy(run, 0.95)
-        median = float(np.median(reach))
-        per_seed = ", ".join("never" if np.isinf(s) else f"{s:,.0f}" for s in reach)
-        detail = f"median {median:,.0f} steps to 0.95 (per seed: {per_seed})"
-        return Check.within_budget(median <= BUDGET, True, config.steps_for(d), BUDGET,
-                                   median if math.isfinite(median) else None, detail)
+        final = moving_accuracy(run)[:, -1]
+        reach = ", ".join("never" if np.isinf(s) else f"{s:,.0f}"
+                          for s in steps_to_accuracy(run, 0.95))
+        return judged(Check.at_least(median_interval(final), 0.95, f"median final moving "
+                                     f"accuracy {np.median(final):.3f} (steps to 0.95 per seed: "
+                                     f"{reach})"), config.steps_for(d), "holds")
 
-    return Claim(
-        name=f"d={d} is learned",
-        paper=f"d={d}: accuracy ≈1.0 after ~{paper_steps:,} SGD steps (Figure 1)",
-        tolerance="median seed's 10-evaluation moving accuracy ≥ 0.95 within 50,000 steps",
-        check=check,
-    )
+    return Claim(f"d={d} is learned", f"d={d}: accuracy ≈1.0 after ~{paper_steps:,} SGD steps "
+                 "(Figure 1)", "median seed's 10-evaluation moving accuracy ≥ 0.95 within 50,000 "
+                 "steps", check, test="per seed, the 10-evaluation moving accuracy at the end of "
+                 "the run; its median's order-statistic interval over seeds (each its own target "
+                 "v*) at or above 0.95; a run shorter than 50,000 steps is judged only if it holds")
 
 
 def stays_at_chance(d: int) -> Claim:
@@ -296,19 +308,20 @@ def stays_at_chance(d: int) -> Claim:
         run = training_run(result, d)
         if run is None:
             return Check.not_checked(None, f"d={d} was not run at this scale")
-        deviation = float(np.abs(moving_accuracy(run) - 0.5).max())
+        deviation = np.abs(moving_accuracy(run) - 0.5).max(1)
         raw = np.asarray(run["accuracy"])
-        detail = (f"max |moving accuracy − 0.5| = {deviation:.3f} over {config.steps_for(d):,} steps and "
-                  f"{raw.shape[0]} seeds (single readings {raw.min():.3f}–{raw.max():.3f})")
-        return Check.within_budget(deviation > 0.05, False, config.steps_for(d), BUDGET,
-                                   deviation, detail)
+        return judged(Check.at_most(median_interval(deviation), CHANCE_BAND,
+                                    f"median over seeds of max |moving accuracy − 0.5| = "
+                                    f"{np.median(deviation):.3f} (single readings "
+                                    f"{raw.min():.3f}–{raw.max():.3f})"),
+                      config.steps_for(d), "fails")
 
-    return Claim(
-        name=f"d={d} stays at chance",
-        paper=f"d={d}: no advance beyond 0.5 in 50,000 steps (Figure 1; max reading 0.57)",
-        tolerance="every seed's 10-evaluation moving accuracy within 0.05 of 0.5 for 50,000 steps",
-        check=check,
-    )
+    return Claim(f"d={d} stays at chance", f"d={d}: no advance beyond 0.5 in 50,000 steps "
+                 "(Figure 1; max reading 0.57)", "median seed's 10-evaluation moving accuracy "
+                 "within 0.05 of 0.5 for 50,000 steps", check, test="per seed, the largest "
+                 "|moving accuracy − 0.5| over the run; its median's order-statistic interval "
+                 "over seeds at or below 0.05; a run shorter than 50,000 steps is judged only if "
+                 "it has already left chance")
 
 
 def check_bound(config: ParityConfig, result: dict) -> Check:
@@ -326,10 +339,11 @@ def check_slope(config: ParityConfig, result: dict) -> Check:
     dims = np.array([run["d"] for run in runs])
     ratios = np.log2(np.array([run["ratio"] for run in runs]))  # (d, seeds)
     slopes = np.polyfit(dims, ratios, 1)[0]
-    slope = float(np.median(slopes))
-    return Check.judge(abs(slope + 1) <= 0.05, slope,
-                       f"log2-slope {slope:.4f} (seeds {slopes.min():.4f}..{slopes.max():.4f}) "
-                       f"over d = {dims.min()}..{dims.max()}")
+    detail = (f"log2-slope per seed {slopes.min():.4f}..{slopes.max():.4f} over d = "
+              f"{dims.min()}..{dims.max()}")
+    interval = mean_interval(slopes)
+    steep = Check.at_least(interval, -1.05, detail)
+    return Check.at_most(interval, -0.95, detail) if steep.verdict == "holds" else steep
 
 
 CLAIMS = (
@@ -342,7 +356,9 @@ CLAIMS = (
           kind="sanity"),
     Claim("variance follows 2^-d",
           "the bound is essentially tight at init: Var/G² ≈ 2^-d (spec §1.5)",
-          "fitted log2-slope of Var/G² vs d within 5% of −1 over d = 4..16", check_slope),
+          "fitted log2-slope of Var/G² vs d within 5% of −1 over d = 4..16", check_slope,
+          test="per seed (an initialisation), the least-squares slope of log2(Var/G²) against d; "
+               "the t-interval of its mean over seeds inside [−1.05, −0.95]"),
 )
 
 
