@@ -46,9 +46,40 @@ def test_a_learning_rate_per_model_is_plain_gd_at_that_rate(cpu_context):
         torch.testing.assert_close(together[model], alone[0])
 
 
-def test_quick_run_shows_all_three_effects(quick_store):
-    (run,) = quick_store.runs(experiment="deep_linear")
-    assert [c["verdict"] for c in run["claims"]] == ["holds"] * 3
+def depth_result(times: dict[str, list[list[float]]]) -> dict:
+    """Steps to criterion per init, as [depth 1, depth 2, depth 8] × seeds."""
+    return {"depths": [{"depth": depth,
+                        "steps_to_criterion": {init: rows[i] for init, rows in times.items()},
+                        "best_scaled_lr": {init: [0.1] * len(rows[i])
+                                           for init, rows in times.items()}}
+                       for i, depth in enumerate([1, 2, 8])]}
+
+
+NEVER = float("nan")
+
+
+@pytest.mark.parametrize("at_two, at_eight, verdict", [
+    ([20, 22, 21], [25, 26, 24], "holds"),
+    ([20, 22, 21], [200, 260, 230], "fails"),
+    ([20, 22, 21], [25, 200, 60], "inconclusive"),
+])
+def test_orthogonal_is_judged_on_the_deepest_over_depth_two(at_two, at_eight, verdict):
+    config = EXPERIMENT.config("quick", {"depths": [1, 2, 8]})
+    result = depth_result({"orthogonal": [[10, 10, 10], at_two, at_eight]})
+    assert deep_linear.check_orthogonal(config, result).verdict == verdict
+
+
+def test_random_inits_are_judged_on_the_same_ratio_never_counting_as_the_budget():
+    config = EXPERIMENT.config("quick", {"depths": [1, 2, 8], "steps": 1_500})
+    slow = depth_result({"small": [[10] * 3, [60, 62, 61], [NEVER] * 3],
+                         "lecun": [[10] * 3, [24, 25, 23], [900, 1_000, 800]]})
+    assert deep_linear.check_random(config, slow).verdict == "holds"
+    flat = depth_result({"small": [[10] * 3, [60, 62, 61], [70, 75, 72]],
+                         "lecun": [[10] * 3, [24, 25, 23], [NEVER] * 3]})
+    assert deep_linear.check_random(config, flat).verdict == "fails"  # the smaller ratio
+    stuck = depth_result({"small": [[10] * 3, [NEVER, 62, 61], [NEVER] * 3]})
+    config = config.model_copy(update={"inits": ["small"]})
+    assert deep_linear.check_random(config, stuck).verdict == "not checked"
 
 
 @pytest.mark.parametrize("changes, message", [

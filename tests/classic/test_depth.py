@@ -53,9 +53,46 @@ def test_exponential_fit_recovers_a_known_rate():
     assert slope == pytest.approx(-0.5) and r2 == pytest.approx(1.0)
 
 
-def test_quick_run_shows_all_three_effects(quick_store):
-    (run,) = quick_store.runs(experiment="depth")
-    assert [c["verdict"] for c in run["claims"]] == ["holds"] * 3
+def at_init(ratios_by_init: dict[tuple[str, str], np.ndarray], depths: list[int]) -> dict:
+    """NaN-padded (seeds, depths, layers) norms whose first/last ratio is the given one."""
+    plain: dict = {}
+    for (activation, init), ratios in ratios_by_init.items():
+        norms = np.full((*ratios.shape, max(depths)), np.nan)
+        for i, layers in enumerate(depths):
+            norms[:, i, :layers] = 1.0
+            norms[:, i, 0] = ratios[:, i]
+        plain.setdefault(activation, {})[init] = norms
+    return {"at_init": {"plain": plain}}
+
+
+@pytest.mark.parametrize("rate, verdict", [(-0.3, "holds"), (0.05, "fails")])
+def test_the_sigmoid_decay_is_judged_on_the_per_seed_slope(rate, verdict):
+    depths = [2, 8, 32]
+    config = EXPERIMENT.config("quick", {"init_depths": depths})
+    noise = np.array([[1.0], [1.2], [0.8]])
+    decaying = np.exp(rate * np.array(depths, dtype=float))[None] * noise
+    result = at_init({("sigmoid", "normal"): decaying, ("sigmoid", "small"): decaying}, depths)
+    assert depth.check_sigmoid_decay(config, result).verdict == verdict
+
+
+@pytest.mark.parametrize("ratio, verdict", [(3.0, "holds"), (100.0, "fails")])
+def test_he_relu_is_judged_on_the_largest_log_ratio_per_seed(ratio, verdict):
+    depths = [2, 8, 32]
+    config = EXPERIMENT.config("quick", {"init_depths": depths})
+    ratios = np.array([[1.0, ratio, ratio * 1.1], [1.0, ratio * 0.9, ratio], [1.0, ratio, ratio]])
+    result = at_init({("relu", "he"): ratios}, depths)
+    assert depth.check_he_relu(config, result).verdict == verdict
+
+
+@pytest.mark.parametrize("remedy, plain, verdict", [(5, 0, "holds"), (0, 5, "fails"),
+                                                    (3, 2, "inconclusive")])
+def test_the_remedy_is_judged_against_the_better_plain_net(remedy, plain, verdict):
+    def run(label, reached):
+        steps = np.where(np.arange(5) < reached, 100.0, np.nan)
+        return {"net": label, "depth": 32, "steps_to_target": steps}
+    result = {"training": [run("sigmoid · glorot, residual + batch norm", remedy),
+                           run("sigmoid · normal", 0), run("sigmoid · glorot", plain)]}
+    assert depth.check_remedy(EXPERIMENT.config("quick"), result).verdict == verdict
 
 
 def test_a_diverging_seed_does_not_reach_the_target_and_leaves_the_others(cpu_context):

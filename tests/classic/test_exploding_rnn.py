@@ -58,11 +58,51 @@ def test_spikes_and_divergence_are_told_apart():
     assert found["diverged"].tolist() == [False, False, True]
 
 
-def test_quick_run_separates_clipped_from_unclipped(quick_store):
-    (run,) = quick_store.runs(experiment="exploding_rnn")
-    verdicts = {c["name"]: c["verdict"] for c in run["claims"]}
-    assert verdicts["ρ > 1: unclipped SGD diverges or spikes, clipped does not"] == "holds"
-    assert verdicts["clipped, the RNN learns the task"] == "not checked"  # 300 of 10k steps
+def test_the_clipped_and_unclipped_arms_of_a_seed_start_from_the_same_weights(cpu_context):
+    config = EXPERIMENT.config("quick", {"hidden": 4, "scales": [1.5]})
+    grid = exploding_rnn.training_grid(config, cpu_context.n_seeds)
+    rnn = exploding_rnn.models_of(grid, config, 10, cpu_context)["rnn"]
+    rows = [grid[i] for i in rnn["index"]]
+    for a, first in enumerate(rows):
+        for b, second in enumerate(rows):
+            same = all(torch.equal(p[a], p[b]) for p in rnn["params"])
+            assert same == (first["seed"] == second["seed"])
+    alone = exploding_rnn.models_of(exploding_rnn.learning_grid(config, cpu_context.n_seeds),
+                                    config, 10, cpu_context)["rnn"]  # the learning part's
+    clipped = [i for i, row in enumerate(rows) if math.isfinite(row["clip"])]
+    assert torch.equal(alone["params"][0], rnn["params"][0][clipped])
+
+
+def clipping_result(config, unclipped_failing: int, clipped_failing: int, seeds: int = 10):
+    grid = exploding_rnn.training_grid(config, seeds)
+    failed = np.zeros(len(grid), dtype=bool)
+    for i, row in enumerate(grid):
+        budget = clipped_failing if math.isfinite(row["clip"]) else unclipped_failing
+        failed[i] = row["cell"] == "rnn" and row["rho"] > 1 and row["seed"] < budget
+    return {"training": [{"grid": grid, "length": 50, "diverged": failed,
+                          "spiked": np.zeros(len(grid), dtype=bool)}]}
+
+
+@pytest.mark.parametrize("unclipped, clipped, verdict", [(9, 0, "holds"), (0, 9, "fails"),
+                                                         (5, 4, "inconclusive")])
+def test_clipping_is_judged_on_the_difference_of_failing_fractions(unclipped, clipped, verdict):
+    config = EXPERIMENT.config("quick", {"scales": [0.9, 1.5]})
+    check = exploding_rnn.check_clipping(config, clipping_result(config, unclipped, clipped))
+    assert check.verdict == verdict
+
+
+@pytest.mark.parametrize("learnt, steps, verdict", [
+    (10, 2_000, "holds"),  # seen before the budget: holds at any budget
+    (0, 2_000, "not checked"),  # not seen, and the run was shorter than the claim needs
+    (0, 10_000, "fails"),
+    (6, 10_000, "inconclusive"),
+])
+def test_learning_is_judged_on_the_fraction_below_the_constant_predictor(learnt, steps,
+                                                                          verdict):
+    config = EXPERIMENT.config("quick", {"learn_steps": steps})
+    final = np.where(np.arange(10) < learnt, 0.01, 0.2)
+    result = {"learning": [{"length": 50, "final_mse": final}]}
+    assert exploding_rnn.check_clipped_learns(config, result).verdict == verdict
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -56,10 +56,53 @@ def test_wilson_data_has_private_features_and_a_positive_majority():
     assert test_x.shape[1] == 3 and (test_x[:, 0] == test_y).all()
 
 
-def test_quick_run_finds_adaptive_methods_labelling_all_positive(quick_store):
-    (run,) = quick_store.runs(experiment="optimizers")
-    verdicts = {c["name"]: c["verdict"] for c in run["claims"]}
-    assert verdicts["adaptive methods generalise worse (Wilson)"] == "holds"
+def test_the_lr_is_picked_on_some_seeds_and_judged_on_the_others():
+    # lr 0 reaches the threshold at step 10 on the picking seed, lr 1 at step 20; the judged
+    # seeds are read at lr 0 whatever they did at lr 1
+    errors = np.ones((2, 3, 4))
+    errors[0, 0, 1:] = errors[1, 0, 2:] = 0.0
+    errors[0, 1, 3:] = errors[1, 1, 1:] = errors[1, 2, 1:] = 0.0
+    run = {"steps": [0, 10, 20, 30], "threshold": 0.1, "errors": errors}
+    picked, judged = optimizers.steps_at_picked_lr(run)
+    assert picked == 10 and judged.tolist() == [30.0, 40.0]  # never: budget + eval_every
+    assert not optimizers.deterministic(run)
+    assert optimizers.deterministic({"errors": np.ones((2, 3, 4))})
+
+
+def quadratic_sweeps(sgd_steps: int, momentum_steps: int) -> dict:
+    """Deterministic runs (every seed alike) reaching the threshold at the given steps."""
+    def run(name, at):
+        curve = np.where(np.arange(0, 1_001, 25) >= at, 1e-4, 1.0)
+        return {"problem": "quadratic κ=1000", "optimizer": name, "threshold": 1e-3,
+                "steps": list(range(0, 1_001, 25)), "errors": np.tile(curve, (2, 3, 1))}
+    return {"sweeps": [run("sgd", sgd_steps), run("momentum", momentum_steps)]}
+
+
+@pytest.mark.parametrize("sgd_steps, momentum_steps, verdict", [(500, 100, "holds"),
+                                                                (100, 500, "fails")])
+def test_momentum_on_a_deterministic_quadratic_is_judged_exactly(sgd_steps, momentum_steps,
+                                                                 verdict):
+    config = EXPERIMENT.config("quick", {"optimizers": ["sgd", "momentum"],
+                                         "problems": ["quadratic"],
+                                         "condition_numbers": [1_000]})
+    check = optimizers.check_momentum(config, quadratic_sweeps(sgd_steps, momentum_steps))
+    assert check.verdict == verdict and check.interval.method.startswith("exact")
+
+
+def test_adam_is_less_sensitive_when_its_range_is_wider_on_most_problems():
+    config = EXPERIMENT.config("quick", {"optimizers": ["sgd", "adam"],
+                                         "lrs": [0.001, 0.01, 0.1, 1.0]})
+
+    def run(problem, name, reaching):  # the first `reaching` lrs end below the threshold
+        final = np.where(np.arange(4) < reaching, 0.0, 1.0)
+        return {"problem": problem, "optimizer": name, "threshold": 0.5, "steps": [0, 10],
+                "errors": np.stack([np.ones((4, 3)), np.tile(final[:, None], 3)], -1)}
+
+    def result(adam, sgd):
+        return {"sweeps": [run(f"problem {i}", name, count) for i in range(8)
+                           for name, count in (("adam", adam), ("sgd", sgd))]}
+    assert optimizers.check_adam_robust(config, result(3, 1)).verdict == "holds"
+    assert optimizers.check_adam_robust(config, result(1, 3)).verdict == "fails"
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -1,4 +1,5 @@
-"""§3: line images, the two schemes, the SNR at initialisation, and bad input."""
+"""§3: line images, the two schemes, the SNR at initialisation, bad input, and how each claim
+is judged (on constructed results whose verdict is known)."""
 
 from __future__ import annotations
 
@@ -99,3 +100,116 @@ def test_bad_input_is_a_one_line_error(changes, message):
     with pytest.raises(ConfigError, match=message) as raised:
         EXPERIMENT.config("quick", changes)
     assert "\n" not in str(raised.value)
+
+
+def test_the_paper_scale_keeps_figure_3s_budgets_and_tensorflows_adam():
+    config = EXPERIMENT.config("paper")
+    assert (config.e2e_steps, config.dec_steps, config.batch_size) == (20_000, 2_500, 200)
+    assert config.snr_samples == end_to_end.PAPER_SNR_SAMPLES
+    assert {EXPERIMENT.config(scale).epsilon_placement for scale in ("quick", "default",
+                                                                     "paper")} == {"tf"}
+
+
+# --------------------------------------------------------------------------------------------
+# Each check on a constructed result: a clear pass, a clear fail, a straddle.
+
+
+def training(ks, accuracy, steps, every=50) -> list[dict]:
+    """Runs of both schemes whose test accuracy is `accuracy[scheme](k)`, one value a seed
+    (chance where not given), at every evaluation after the first (0.5)."""
+    grid = list(range(0, steps + 1, every))
+    chance = lambda k: (0.5, 0.5, 0.5)  # noqa: E731
+    return [{"k": k, "scheme": scheme, "steps": grid, "image_accuracy": [[0.9] * len(grid)],
+             "accuracy": [[0.5] + [value] * (len(grid) - 1)
+                          for value in accuracy.get(scheme, chance)(k)]}
+            for k in ks for scheme in end_to_end.SCHEMES]
+
+
+def judge(check, changes: dict, accuracy: dict, steps: int) -> str:
+    config = EXPERIMENT.config("default", {"ks": [1, 3], **changes})
+    return check(config, {"training": training(config.ks, accuracy, steps)}).verdict
+
+
+def test_decomposition_learns_every_k_or_is_not_checked_yet():
+    at = lambda *values: {"decomposition": lambda k: values}  # noqa: E731
+    paper = {"dec_steps": 2_500, "batch_size": 200}
+    assert judge(end_to_end.check_decomposition, paper, at(0.9, 0.85, 0.88), 2_500) == "holds"
+    assert judge(end_to_end.check_decomposition, paper, at(0.6, 0.62, 0.61), 2_500) == "fails"
+    assert judge(end_to_end.check_decomposition, paper, at(0.7, 0.8, 0.9), 2_500) == \
+        "inconclusive"
+    short = {"dec_steps": 200, "batch_size": 200}  # 40,000 of the 500,000 samples
+    assert judge(end_to_end.check_decomposition, short, at(0.9, 0.85, 0.88), 200) == "holds"
+    assert judge(end_to_end.check_decomposition, short, at(0.6, 0.62, 0.61), 200) == \
+        "not checked"
+
+
+def test_end_to_end_failing_is_judged_at_its_budget_and_refuted_early():
+    at = lambda *values: {"end-to-end": lambda k: values}  # noqa: E731
+    paper = {"e2e_steps": 20_000, "batch_size": 200}
+    check = end_to_end.check_end_to_end_fails
+    assert judge(check, paper, at(0.49, 0.51, 0.5), 20_000) == "holds"
+    assert judge(check, paper, at(0.8, 0.85, 0.9), 20_000) == "fails"
+    assert judge(check, paper, at(0.5, 0.6, 0.7), 20_000) == "inconclusive"
+    short = {"e2e_steps": 200, "batch_size": 200}
+    assert judge(check, short, at(0.8, 0.85, 0.9), 200) == "fails"  # left chance already
+    assert judge(check, short, at(0.49, 0.51, 0.5), 200) == "not checked"
+
+
+def test_decomposition_ahead_pairs_seeds_and_counts_samples():
+    check = end_to_end.check_decomposition_ahead
+    e2e = (0.45, 0.5, 0.55)  # seeds differ; the pairing removes it
+    gap = lambda *gaps: {"end-to-end": lambda k: e2e,  # noqa: E731
+                         "decomposition": lambda k: tuple(np.add(e2e, gaps))}
+    enough = {"e2e_steps": 200, "dec_steps": 200, "batch_size": 200}
+    assert judge(check, enough, gap(0.3, 0.3, 0.3), 200) == "holds"
+    assert judge(check, enough, gap(0.0, 0.01, -0.01), 200) == "fails"
+    assert judge(check, enough, gap(0.0, 0.2, 0.3), 200) == "inconclusive"
+    # the old default: 200 steps of 50 tuples, a quarter of the 40,000 samples the claim needs
+    quarter = {"e2e_steps": 200, "dec_steps": 300, "batch_size": 50}
+    assert judge(check, quarter, gap(0.0, 0.01, -0.01), 300) == "not checked"
+    # a longer run is judged at 40,000 samples, not at its end
+    config = EXPERIMENT.config("default", {"ks": [3], **enough, "dec_steps": 400})
+    result = {"training": training([3], gap(0.3, 0.3, 0.3), 400)}
+    result["training"][1]["accuracy"] = [row[:5] + [0.0] * 4 for row in
+                                         result["training"][1]["accuracy"]]
+    found = check(config, result)
+    assert found.verdict == "holds" and "at step 200" in found.detail
+
+
+def snr_result(dec, e2e, ks=(1, 3)) -> dict:
+    """SNRs per initialisation: `dec[i]`, `e2e[i]` at every k."""
+    return {"snr": [{f"{scheme}/k={k}": {"snr": value} for k in ks
+                     for scheme, value in (("decomposition", d), ("end-to-end", e))}
+                    for d, e in zip(dec, e2e, strict=True)]}
+
+
+def test_the_snr_collapse_is_judged_only_when_it_can_be_seen():
+    config = EXPERIMENT.config("default", {"ks": [1, 3], "snr_samples": 500_000})
+    dec = [8e-4, 9e-4, 7e-4]  # 350 to 450 floors 1/n
+    judged = lambda e2e: end_to_end.check_snr_collapse(  # noqa: E731
+        config, snr_result(dec, e2e)).verdict
+    assert judged([2e-6] * 3) == "holds"
+    assert judged([4e-4] * 3) == "fails"
+    assert judged([2e-6, 4e-4, 2e-6]) == "inconclusive"
+    few = EXPERIMENT.config("default", {"ks": [1, 3], "snr_samples": 20_000})  # 16 floors
+    found = end_to_end.check_snr_collapse(few, snr_result(dec, [5e-5] * 3))
+    assert found.verdict == "not checked" and "needs ≥ 200×" in found.detail
+
+
+def test_the_snr_at_k1_and_its_resolution():
+    config = EXPERIMENT.config("default", {"ks": [1, 3], "snr_samples": 500_000})
+    dec = [8e-4, 9e-4, 7e-4]
+    alike = lambda ratios: end_to_end.check_k1_alike(  # noqa: E731
+        config, snr_result(dec, np.multiply(dec, ratios))).verdict
+    assert alike([0.95, 1.0, 1.05]) == "holds"
+    assert alike([0.1, 0.1, 0.1]) == "fails"
+    assert alike([0.3, 1.0, 1.0]) == "inconclusive"
+    unresolved = EXPERIMENT.config("default", {"ks": [1], "snr_samples": 1_000})
+    assert end_to_end.check_k1_alike(unresolved, snr_result(dec, dec, ks=(1,))).verdict == \
+        "not checked"
+    resolved = lambda values, n: end_to_end.check_decomposition_resolved(  # noqa: E731
+        EXPERIMENT.config("default", {"ks": [1, 3], "snr_samples": n}),
+        snr_result(values, values)).verdict
+    assert resolved(dec, 500_000) == "holds"
+    assert resolved([1e-6] * 3, 500_000) == "fails"
+    assert resolved([1e-6] * 3, 20_000) == "not checked"

@@ -10,7 +10,10 @@ spec anchor B6. For h_t = tanh(W·h_(t−1) + U·x_t + b) with W = ρ·(orthogon
 - on the adding problem (predict the sum of the two marked values in a sequence of uniform
   values), plain SGD at lr 0.1 with ρ > 1 diverges or spikes; clipping the gradient's norm at
   τ (g ← τ·g/‖g‖ when ‖g‖ > τ, the paper's Algorithm 1) trains. A GRU, trained unclipped from
-  the same recurrent scale, is the gated comparison.
+  the same recurrent scale, is the gated comparison. The arms are paired: for each seed, the
+  clipped and unclipped RNN start from the same weights and every model sees the same batches.
+  The clipped ρ > 1 RNNs also train on, in a part of their own, to the 10,000 steps that the
+  claim that they learn the task needs.
 """
 
 from __future__ import annotations
@@ -22,10 +25,13 @@ import torch
 from pydantic import Field, PositiveFloat, PositiveInt
 
 from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
+from gradfail.maths.statistics import fraction_difference_interval, fraction_interval
 from gradfail.nets.deep import initial_weights
 from gradfail.plotting import band, log_ticks, new_figure
 
 BASELINE_MSE = 1 / 6  # always predicting 1: Var(U1 + U2) for U ~ U[0, 1] (spec B6)
+LEARN_BUDGET = 10_000  # steps the claim that the clipped RNN learns the task needs
+ABOVE_ZERO = math.ulp(0.0)  # "clipping helps": a difference strictly above 0
 
 
 class ExplodingRNNConfig(Config):
@@ -40,7 +46,9 @@ class ExplodingRNNConfig(Config):
     scales: list[PositiveFloat] = Field([0.9, 1.5], min_length=1, description="ρ trained")
     clip: PositiveFloat = Field(1.0, description="τ, the gradient-norm threshold")
     lr: PositiveFloat = Field(0.1, description="SGD learning rate")
-    steps: PositiveInt = Field(10_000)
+    steps: PositiveInt = Field(10_000, description="SGD steps of every model")
+    learn_steps: PositiveInt = Field(LEARN_BUDGET, description="SGD steps of the clipped ρ > 1 "
+                                     "RNNs in the part of their own that judges learning")
     batch_size: PositiveInt = Field(64)
     eval_every: PositiveInt = Field(50)
     validation: PositiveInt = Field(512, description="fixed validation sequences")
@@ -154,33 +162,60 @@ def training_grid(config: ExplodingRNNConfig, n_seeds: int) -> list[dict]:
     return [{**run, "seed": seed} for run in runs for seed in range(n_seeds)]
 
 
-def train(config: ExplodingRNNConfig, length: int, ctx: RunContext) -> dict:
-    """SGD at lr with per-model clipping; a model that turns non-finite is frozen at NaN."""
-    grid = training_grid(config, ctx.n_seeds)
-    generator = ctx.generator("train", length)
-    out: dict = {"grid": grid, "length": length, "steps": []}
-    curves: dict[str, list] = {"validation": [], "gradient_norm": []}
+def learning_grid(config: ExplodingRNNConfig, n_seeds: int) -> list[dict]:
+    """The clipped ρ > 1 RNNs of the training grid: the models that should learn the task."""
+    return [run for run in training_grid(config, n_seeds)
+            if run["cell"] == "rnn" and run["rho"] > 1 and math.isfinite(run["clip"])]
+
+
+def models_of(grid: list[dict], config: ExplodingRNNConfig, length: int, ctx: RunContext
+              ) -> dict:
+    """Per cell: the grid rows it serves, each row's seed and τ, and its parameters. A model's
+    initial weights depend only on (cell, ρ, seed): the clipped and unclipped arms of a seed
+    start from the same weights, whichever grid they are part of."""
     models = {}
     for cell in ("rnn", "gru"):
         index = [i for i, run in enumerate(grid) if run["cell"] == cell]
-        rho = torch.tensor([grid[i]["rho"] for i in index], device=ctx.device)
-        models[cell] = {"index": index, "clip": torch.tensor([grid[i]["clip"] for i in index],
-                                                             device=ctx.device),
-                        "params": [p.requires_grad_(True) for p in recurrent_parameters(
-                            cell, rho, config.hidden, generator, ctx.device)]}
+        if not index:
+            continue
+        drawn = {rho: recurrent_parameters(cell, torch.full((ctx.n_seeds,), rho,
+                                                            device=ctx.device),
+                                           config.hidden, ctx.generator("init", cell, rho,
+                                                                        length), ctx.device)
+                 for rho in {grid[i]["rho"] for i in index}}
+        models[cell] = {
+            "index": index,
+            "seed": torch.tensor([grid[i]["seed"] for i in index], device=ctx.device),
+            "clip": torch.tensor([grid[i]["clip"] for i in index], device=ctx.device),
+            "params": [torch.stack([drawn[grid[i]["rho"]][k][grid[i]["seed"]] for i in index]
+                                   ).requires_grad_(True) for k in range(5)]}
+    return models
+
+
+def train(config: ExplodingRNNConfig, length: int, ctx: RunContext,
+          grid: list[dict] | None = None, steps: int | None = None) -> dict:
+    """SGD at lr with per-model clipping; a model that turns non-finite is frozen at NaN.
+    Every step draws one batch per seed, which all of that seed's models train on."""
+    grid = training_grid(config, ctx.n_seeds) if grid is None else grid
+    steps = config.steps if steps is None else steps
+    models = models_of(grid, config, length, ctx)
+    batches = ctx.generator("batches", length)
+    out: dict = {"grid": grid, "length": length, "steps": []}
+    curves: dict[str, list] = {"validation": [], "gradient_norm": []}
     val_x, val_y = adding_problem(1, config.validation, length, ctx.generator("validation"))
     max_norm = torch.zeros(len(grid), device=ctx.device)
-    with ctx.track(f"exploding RNN: T = {length}", config.steps) as advance:
-        for step in range(config.steps + 1):
-            if step % config.eval_every == 0 or step == config.steps:
+    with ctx.track(f"exploding RNN: T = {length}, {len(grid)} models", steps) as advance:
+        for step in range(steps + 1):
+            if step % config.eval_every == 0 or step == steps:
                 out["steps"].append(step)
                 curves["validation"].append(validation_mse(models, val_x, val_y, len(grid)))
-            if step == config.steps:
+            if step == steps:
                 break
+            x, y = adding_problem(ctx.n_seeds, config.batch_size, length, batches)
             norms = torch.zeros(len(grid), device=ctx.device)
-            for cell, model in models.items():
-                x, y = adding_problem(len(model["index"]), config.batch_size, length, generator)
-                norms[model["index"]] = sgd_step(model, x, y, config.lr)
+            for model in models.values():
+                norms[model["index"]] = sgd_step(model, x[model["seed"]], y[model["seed"]],
+                                                 config.lr)
             max_norm = torch.maximum(max_norm, torch.nan_to_num(norms, nan=math.inf))
             if step % config.eval_every == 0:
                 curves["gradient_norm"].append(norms.cpu().numpy())
@@ -231,6 +266,11 @@ def run(config: ExplodingRNNConfig, ctx: RunContext) -> dict:
             "cliff": ctx.part("cliff", lambda: cliff(config, ctx)),
             "training": [ctx.part(f"adding problem, T = {length}",
                                   lambda length=length: train(config, length, ctx))
+                         for length in config.lengths],
+            "learning": [ctx.part(f"clipped RNNs to {config.learn_steps:,} steps, T = {length}",
+                                  lambda length=length: train(
+                                      config, length, ctx, learning_grid(config, ctx.n_seeds),
+                                      config.learn_steps))
                          for length in config.lengths]}
 
 
@@ -263,30 +303,38 @@ def exploding_runs(config: ExplodingRNNConfig, result: dict):
 
 
 def check_clipping(config: ExplodingRNNConfig, result: dict) -> Check:
-    holds, parts = True, []
-    for length, rho, plain, clipped, run in exploding_runs(config, result):
+    plain, clipped, parts = [], [], []
+    for length, rho, unclipped_rows, clipped_rows, run in exploding_runs(config, result):
         failed = np.asarray(run["diverged"]) | np.asarray(run["spiked"])
-        holds &= failed[plain].mean() >= 0.5 and not failed[clipped].any()
-        parts.append(f"T={length}, ρ={rho}: {failed[plain].mean():.0%} of unclipped and "
-                     f"{failed[clipped].mean():.0%} of clipped seeds diverge or spike")
+        plain.append(failed[unclipped_rows])
+        clipped.append(failed[clipped_rows])
+        parts.append(f"T={length}, ρ={rho}: {failed[unclipped_rows].mean():.0%} of unclipped and "
+                     f"{failed[clipped_rows].mean():.0%} of clipped seeds diverge or spike")
     if not parts:
         return Check.not_checked(None, "needs a trained ρ > 1")
-    return Check.judge(holds, None, "; ".join(parts))
+    difference = fraction_difference_interval(np.concatenate(plain), np.concatenate(clipped))
+    return Check.at_least(difference, ABOVE_ZERO,
+                          "; ".join(parts) + "; the difference in failing fractions")
 
 
 def check_clipped_learns(config: ExplodingRNNConfig, result: dict) -> Check:
-    holds, parts = True, []
-    for length, rho, _, clipped, run in exploding_runs(config, result):
+    below, parts = [], []
+    for run in result["learning"]:
         final = np.asarray(run["final_mse"], dtype=float)
-        gru = select(run, cell="gru", rho=rho)
-        holds &= bool((final[clipped] < BASELINE_MSE).all())
-        parts.append(f"T={length}, ρ={rho}: clipped RNN final MSE {np.median(final[clipped]):.3f}"
-                     f" ({np.mean(final[clipped] < BASELINE_MSE):.0%} below 1/6), unclipped "
-                     f"GRU {np.nanmedian(final[gru]):.3f}")
+        learnt = np.nan_to_num(final, nan=np.inf) < BASELINE_MSE
+        below.append(learnt)
+        parts.append(f"T={run['length']}: clipped ρ > 1 RNNs' final validation MSE "
+                     f"{', '.join(f'{value:.3f}' for value in final)} "
+                     f"({learnt.mean():.0%} below 1/6)")
     if not parts:
         return Check.not_checked(None, "needs a trained ρ > 1")
-    detail = "; ".join(parts) + f" after {config.steps:,} steps"
-    return Check.within_budget(holds, True, config.steps, 10_000, None, detail)
+    found = Check.at_least(fraction_interval(np.concatenate(below)), 0.5,
+                           "; ".join(parts) + f" after {config.learn_steps:,} steps; the "
+                           "fraction below 1/6")
+    if found.verdict == "holds" or config.learn_steps >= LEARN_BUDGET:
+        return found
+    return Check.not_checked(found.measured, f"{found.detail}; ran {config.learn_steps:,} of "
+                             f"the {LEARN_BUDGET:,} steps the claim needs")
 
 
 CLAIMS = (
@@ -296,12 +344,17 @@ CLAIMS = (
           check_vanishing, kind="sanity"),
     Claim("ρ > 1: unclipped SGD diverges or spikes, clipped does not", "gradient-norm "
           "clipping deals with exploding gradients (Pascanu et al. 2013, §3.2, Algorithm 1)",
-          "for each trained ρ > 1 and length: ≥ 50% of unclipped seeds diverge or spike "
-          "(validation MSE > 10× its best so far); no clipped seed does", check_clipping),
+          "the difference's interval lies above 0", check_clipping,
+          test="over every trained ρ > 1 and length, the fraction of unclipped seeds that "
+          "diverge or spike (validation MSE > 10× its best so far) minus the fraction of "
+          "clipped seeds that do (same initial weights and batches per seed); 95% Newcombe "
+          "interval; holds when it lies above 0, fails when below"),
     Claim("clipped, the RNN learns the task", "with clipping they train (issue 7); clipping "
           "does not cure vanishing gradients, so long T may still fail (spec B6)",
-          "every clipped ρ > 1 seed ends below the constant predictor's MSE 1/6",
-          check_clipped_learns),
+          "the fraction's interval lies at or above 1/2", check_clipped_learns,
+          test="the fraction of clipped ρ > 1 RNN seeds whose validation MSE after learn_steps "
+          "is below the constant predictor's 1/6; 95% Wilson interval; holds at or above 1/2 "
+          "(most seeds learn), fails below; not checked short of 10,000 steps unless it holds"),
 )
 
 
@@ -329,7 +382,11 @@ def figures(config: ExplodingRNNConfig, result: dict) -> dict:
 
     fig3, axes = new_figure(ncols=len(result["training"]), width=5.0)
     axes = np.atleast_1d(axes)
-    for ax, run in zip(axes, result["training"], strict=True):
+    for ax, run, learning in zip(axes, result["training"], result["learning"], strict=True):
+        if learning["steps"][-1] > run["steps"][-1]:
+            ax.plot(learning["steps"], np.median(np.nan_to_num(learning["validation"], nan=np.inf),
+                                                 axis=0), color="grey", ls="--",
+                    label=f"clipped ρ > 1 RNNs to {learning['steps'][-1]:,} steps")
         kinds = {(m["cell"], m["rho"], m["clip"]) for m in run["grid"]}
         for cell, rho, clip in sorted(kinds, key=str):
             chosen = select(run, cell=cell, rho=rho, clip=clip)
@@ -350,11 +407,12 @@ EXPERIMENT = Experiment(
     name="exploding_rnn",
     section="Pascanu, Mikolov & Bengio 2013",
     title="Exploding gradients in time, and gradient-norm clipping",
-    version=1,
+    version=2,
     config_class=ExplodingRNNConfig,
     scales={
         "quick": {"hidden": 32, "init_lengths": [1, 10, 50], "init_scales": [0.5, 1.0, 2.0],
-                  "lengths": [50], "steps": 300, "eval_every": 20, "validation": 256,
+                  "lengths": [50], "steps": 300, "learn_steps": 300, "eval_every": 20,
+                  "validation": 256,
                   "cliff_grid": 61},
         "default": {"hidden": 32, "lengths": [50], "steps": 2_000},
         "paper": {},
