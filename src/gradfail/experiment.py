@@ -16,7 +16,7 @@ import time
 import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal, Protocol
 
 import numpy as np
@@ -135,6 +135,24 @@ class Check:
         return cls(verdict, interval.estimate, f"{detail} ({interval})", interval)
 
     @classmethod
+    def within(cls, interval: Interval, low: float, high: float, detail: str) -> Check:
+        """A claim that a quantity lies in [low, high], judged on its interval: holds when the
+        whole interval is inside, fails when it lies wholly outside, else inconclusive."""
+        verdict = "holds" if low <= interval.low and interval.high <= high else \
+            "fails" if interval.high < low or interval.low > high else "inconclusive"
+        return cls(verdict, interval.estimate, f"{detail} ({interval})", interval)
+
+    @classmethod
+    def for_every(cls, judge: Callable[[Any], Check], cases: list, label: str = "k") -> Check:
+        """`every` over the cases of a claim (each k, each τ), each judged by `judge(case)`;
+        not checked when the scale runs none of them."""
+        if not cases:
+            return cls.not_checked(None, f"no {label} of this claim at this scale")
+        parts = [(case, judge(case)) for case in cases]
+        return cls.every([replace(check, detail=f"{label}={case}: {check.detail}")
+                          for case, check in parts], "")
+
+    @classmethod
     def every(cls, parts: list[Check], detail: str) -> Check:
         """A claim of several parts, each judged on its own interval (at confidence 1 − 0.05/k
         for k parts, Bonferroni): holds when all hold, fails when one fails, else inconclusive
@@ -149,8 +167,8 @@ class Check:
     @classmethod
     def _deciding(cls, parts: list[Check], detail: str, rank: tuple[str, ...]) -> Check:
         deciding = min(parts, key=lambda part: rank.index(part.verdict))
-        return cls(deciding.verdict, deciding.measured,
-                   f"{detail}; " + "; ".join(part.detail for part in parts), deciding.interval)
+        return cls(deciding.verdict, deciding.measured, "; ".join(
+            ([detail] if detail else []) + [part.detail for part in parts]), deciding.interval)
 
     @classmethod
     def not_checked(cls, measured: float | None, detail: str) -> Check:

@@ -290,28 +290,6 @@ def accuracy_at(config: EndToEndConfig, run: dict, samples: int) -> tuple[np.nda
     return np.asarray(run["accuracy"])[:, index], int(steps[index])
 
 
-def within(interval: Interval, low: float, high: float, detail: str) -> Check:
-    """A two-sided claim: holds when the interval lies in [low, high], fails when it lies
-    wholly outside, else inconclusive."""
-    sides = (Check.at_least(interval, low, detail), Check.at_most(interval, high, detail))
-    verdict = "fails" if any(side.verdict == "fails" for side in sides) else \
-        "holds" if all(side.verdict == "holds" for side in sides) else "inconclusive"
-    return Check(verdict, interval.estimate, sides[0].detail, interval)
-
-
-def every(judge, ks: list[int]) -> Check:
-    """A claim for every k, judged by `judge(k)`: fails when one k fails, holds when all hold,
-    else inconclusive; its number and interval are those of the k that decides."""
-    if not ks:
-        return Check.not_checked(None, "no k of this claim at this scale")
-    checks = {k: judge(k) for k in ks}
-    rank = ("fails", "inconclusive", "not checked", "holds")
-    deciding = min(checks.values(), key=lambda check: rank.index(check.verdict))
-    return Check(deciding.verdict, deciding.measured,
-                 "; ".join(f"k={k}: {check.detail}" for k, check in checks.items()),
-                 deciding.interval)
-
-
 def short(check: Check, ran: int, budget: int, decided: str) -> Check:
     """`check` on a run shorter than the paper's budget: kept when its verdict is `decided`
     (an event already seen), else not checked."""
@@ -327,7 +305,7 @@ def check_decomposition(config: EndToEndConfig, result: dict) -> Check:
         return short(Check.at_least(median_interval(accuracy), 0.75, "seed-median test "
                                     f"accuracy at step {step:,}"),
                      seen(config, "decomposition"), DEC_BUDGET, "holds")
-    return every(judge, config.ks)
+    return Check.for_every(judge, config.ks)
 
 
 def check_end_to_end_fails(config: EndToEndConfig, result: dict) -> Check:
@@ -338,7 +316,7 @@ def check_end_to_end_fails(config: EndToEndConfig, result: dict) -> Check:
         return short(Check.at_most(interval, 0.55, f"seed-median test accuracy at step "
                                    f"{step:,}{reason}"), seen(config, "end-to-end"), E2E_BUDGET,
                      "fails")
-    return every(judge, [k for k in config.ks if k >= 3])
+    return Check.for_every(judge, [k for k in config.ks if k >= 3])
 
 
 def check_decomposition_ahead(config: EndToEndConfig, result: dict) -> Check:
@@ -353,7 +331,7 @@ def check_decomposition_ahead(config: EndToEndConfig, result: dict) -> Check:
                                     f"gap (decomposition − end-to-end) at step {step:,}, margin"
                                     f" 3 test-set standard errors {margin:.3f}"),
                      ran, AHEAD_BUDGET, "holds")
-    return every(judge, [k for k in config.ks if k >= 3])
+    return Check.for_every(judge, [k for k in config.ks if k >= 3])
 
 
 def snr_ratio(result: dict, k: int) -> Interval:
@@ -370,8 +348,8 @@ def resolution(config: EndToEndConfig, result: dict, ks: list[int]) -> float:
 
 def check_snr_collapse(config: EndToEndConfig, result: dict) -> Check:
     large = [k for k in config.ks if k >= 3]
-    check = every(lambda k: Check.at_most(snr_ratio(result, k), 0.01, "median over inits of "
-                                          "SNR(E2E) / SNR(Dec)"), large)
+    check = Check.for_every(lambda k: Check.at_most(
+        snr_ratio(result, k), 0.01, "median over inits of SNR(E2E) / SNR(Dec)"), large)
     if large and (floors := resolution(config, result, large)) < COLLAPSE_RESOLVED:
         return Check.not_checked(check.measured, f"decomposition's SNR is only {floors:,.0f}× "
                                  f"the floor 1/n at n = {config.snr_samples:,}: a collapse to "
@@ -381,7 +359,7 @@ def check_snr_collapse(config: EndToEndConfig, result: dict) -> Check:
 
 def check_decomposition_resolved(config: EndToEndConfig, result: dict) -> Check:
     n = config.snr_samples
-    check = every(lambda k: Check.at_least(median_interval(
+    check = Check.for_every(lambda k: Check.at_least(median_interval(
         snr_values(result, "decomposition", k) * n), RESOLVED, f"n·SNR(Dec), n = {n:,}"),
         config.ks)
     if check.verdict != "holds" and n < PAPER_SNR_SAMPLES:
@@ -393,8 +371,8 @@ def check_decomposition_resolved(config: EndToEndConfig, result: dict) -> Check:
 def check_k1_alike(config: EndToEndConfig, result: dict) -> Check:
     if 1 not in config.ks:
         return Check.not_checked(None, "k = 1 not run")
-    check = within(snr_ratio(result, 1), 0.5, 2, "median over inits of SNR(E2E) / SNR(Dec) at "
-                   "k = 1 (paper 0.975)")
+    check = Check.within(snr_ratio(result, 1), 0.5, 2, "median over inits of SNR(E2E) / "
+                         "SNR(Dec) at k = 1 (paper 0.975)")
     if (floors := resolution(config, result, [1])) < RESOLVED:
         return Check.not_checked(check.measured, f"{check.detail}; decomposition's SNR is only "
                                  f"{floors:.1f}× the floor 1/n, which pulls the ratio to 1")

@@ -175,28 +175,6 @@ def curve(result: dict, k: int, scheme: str, placement: str) -> dict | None:
                  and r["placement"] == placement), None)
 
 
-def within(interval: Interval, low: float, high: float, detail: str) -> Check:
-    """A two-sided claim: holds when the interval lies in [low, high], fails when it lies
-    wholly outside, else inconclusive."""
-    sides = (Check.at_least(interval, low, detail), Check.at_most(interval, high, detail))
-    verdict = "fails" if any(side.verdict == "fails" for side in sides) else \
-        "holds" if all(side.verdict == "holds" for side in sides) else "inconclusive"
-    return Check(verdict, interval.estimate, sides[0].detail, interval)
-
-
-def every(judge, ks: list[int]) -> Check:
-    """A claim for every k, judged by `judge(k)`: fails when one k fails, holds when all hold,
-    else inconclusive; its number and interval are those of the k that decides."""
-    if not ks:
-        return Check.not_checked(None, "no k of this claim at this scale")
-    checks = {k: judge(k) for k in ks}
-    rank = ("fails", "inconclusive", "not checked", "holds")
-    deciding = min(checks.values(), key=lambda check: rank.index(check.verdict))
-    return Check(deciding.verdict, deciding.measured,
-                 "; ".join(f"k={k}: {check.detail}" for k, check in checks.items()),
-                 deciding.interval)
-
-
 def unjudged(config: StocksConfig, result: dict, scheme: str, placement: str) -> Check | None:
     """Why a claim on k = 1000 cannot be judged on this run (None when it can)."""
     run = curve(result, 1000, scheme, placement)
@@ -258,8 +236,9 @@ def check_paper_plateau(config: StocksConfig, result: dict) -> Check:
     interval = seed_median(config, result, "end-to-end", "tf")
     reason = "" if abs(interval.estimate - PAPER_E2E) <= 0.1 else \
         f"; {'below' if interval.estimate < PAPER_E2E else 'above'} the paper's single run"
-    check = within(interval, PAPER_E2E - 0.1, PAPER_E2E + 0.1, f"seed-median end-to-end loss "
-                   f"after {PAPER_SAMPLES:,} samples with tf's ε, paper {PAPER_E2E}{reason}")
+    check = Check.within(interval, PAPER_E2E - 0.1, PAPER_E2E + 0.1,
+                         f"seed-median end-to-end loss after {PAPER_SAMPLES:,} samples with "
+                         f"tf's ε, paper {PAPER_E2E}{reason}")
     return beside(check, config, result, "end-to-end", "torch")
 
 
@@ -278,8 +257,8 @@ def check_epsilon(config: StocksConfig, result: dict) -> Check:
 
 def check_ratio(config: StocksConfig, result: dict) -> Check:
     variance = {v["k"]: np.divide(v["end-to-end"], v["decomposition"]) for v in result["variance"]}
-    return every(lambda k: within(mean_interval(variance[k] / k), 0.7, 1.3,
-                                  "Var(E2E) / Var(Dec) / k"), list(variance))
+    return Check.for_every(lambda k: Check.within(mean_interval(variance[k] / k), 0.7, 1.3,
+                                                  "Var(E2E) / Var(Dec) / k"), list(variance))
 
 
 CLAIMS = (
