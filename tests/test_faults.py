@@ -306,3 +306,20 @@ def test_out_of_memory_in_a_run_is_stored_failed_in_one_line(tmp_path, capsys):
                              scale="quick", store=Store(tmp_path / "s.sqlite"))
     assert outcome.status == "failed" and outcome.error.startswith("out of memory:")
     assert "\n" not in outcome.error and "Traceback" not in capsys.readouterr().err
+
+
+def test_the_doctor_calls_a_nan_loss_divergence_of_the_loss(tmp_path):
+    script = tmp_path / "nan_loss.py"
+    script.write_text(
+        "import torch\nfrom torch import nn\ntorch.manual_seed(0)\n"
+        "model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 1))\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "x, y = torch.randn(256, 10), torch.randn(256, 1)\n"
+        "for step in range(60):\n"
+        "    loss = ((model(x) - y) ** 2).mean() * torch.tensor(float('nan'))\n"
+        "    optimizer.zero_grad(); loss.backward(); optimizer.step()\n")
+    done = gradfail_cli("doctor", "--json", "--store", str(tmp_path / "s.sqlite"), str(script))
+    assert done.returncode == 0, done.stderr
+    [doctor] = json.loads(done.stdout)["doctors"]
+    [verdict] = doctor["verdicts"]
+    assert verdict["name"] == "diverged" and verdict["evidence"].startswith("the loss")
