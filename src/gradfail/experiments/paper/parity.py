@@ -414,7 +414,7 @@ EXPERIMENT = Experiment(
     name="parity",
     section="§2",
     title="Parities: the gradient carries no information about the target",
-    version=1,
+    version=2,  # 2: claims judged on their stated intervals
     config_class=ParityConfig,
     scales={
         "quick": dict(dims=[5, 30], steps=[4_000], variance_dims=list(range(4, 11)),
