@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from markupsafe import escape
 
 import pytest
 
@@ -60,9 +61,9 @@ def test_the_report_shows_what_was_stored_with_the_run_not_what_the_code_says_to
     about = store.runs()[0]["about"]
     assert about["title"] == "Parities, as titled then" and about["description"]
     assert about["command"].startswith("gradfail run parities_then --scale quick --seeds 1")
-    assert "--set steps=[200]" in about["command"]  # differs from the quick scale's
+    assert "--set 'steps=[200]'" in about["command"]  # differs from the quick scale's; quoted
     html = write_report(store, tmp_path / "report").read_text()  # the name is not registered
-    assert "Parities, as titled then" in html and about["command"] in html
+    assert "Parities, as titled then" in html and str(escape(about["command"])) in html
 
 
 def test_sanity_checks_are_shown_apart_never_counted_and_a_broken_one_is_a_bug(tmp_path,
@@ -131,8 +132,9 @@ def test_claims_and_report_commands_read_the_store(quick_store, tmp_path):
                                      check=True).stdout)
     assert {entry["experiment"] for entry in listed} == set(registry.experiments())
     stored = {run["experiment"]: run["claims"] for run in quick_store.runs()}
-    for entry in listed:
-        assert entry["claims"] == stored[entry["experiment"]]
+    for entry in listed:  # as stored, with the (absent) second seed set's judgement beside them
+        assert entry["claims"] == [claim | {"stable": None, "second_verdict": None}
+                                   for claim in stored[entry["experiment"]]]
     done = gradfail_cli("report", "--store", str(quick_store.path), "--out", str(tmp_path / "r"),
                         check=True)
     assert done.stdout.strip() == f"report: {tmp_path / 'r' / 'index.html'}"
