@@ -148,9 +148,13 @@ class Check:
         not checked when the scale runs none of them."""
         if not cases:
             return cls.not_checked(None, f"no {label} of this claim at this scale")
-        parts = [(case, judge(case)) for case in cases]
-        return cls.every([replace(check, detail=f"{label}={case}: {check.detail}")
-                          for case, check in parts], "")
+        return cls.all_of({f"{label}={case}": judge(case) for case in cases})
+
+    @classmethod
+    def all_of(cls, parts: dict[str, Check]) -> Check:
+        """`every` over named parts (each data set, each case), each detail under its name."""
+        return cls.every([replace(check, detail=f"{name}: {check.detail}")
+                          for name, check in parts.items()], "")
 
     @classmethod
     def every(cls, parts: list[Check], detail: str) -> Check:

@@ -171,19 +171,6 @@ def run(config: CostConfig, ctx: RunContext) -> dict:
 # Claims.
 
 
-def all_hold(parts: dict[str, Check]) -> Check:
-    """A claim made of parts that must all hold: it holds when every part holds, fails when one
-    fails, and is otherwise inconclusive (or not checked); its number and interval are the
-    deciding part's, the first that fails, else the first that does not hold. Each part is a
-    test at 95%, so "holds" keeps its 95%. The same three lines are in cost_functions,
-    designed_filters and skip_flat (no experiment imports another) until `Check.all_of`
-    (proposed in issue 21) replaces them."""
-    order = ("fails", "inconclusive", "not checked", "holds")
-    deciding = min(parts.values(), key=lambda check: order.index(check.verdict))
-    return Check(deciding.verdict, deciding.measured,
-                 "; ".join(f"{name}: {check.detail}" for name, check in parts.items()),
-                 deciding.interval)
-
 
 NONE = ("none", 0.0)
 SPARSE = ("L1 activations", "KL sparsity")
@@ -224,7 +211,7 @@ def check_sparse(config: CostConfig, result: dict) -> Check:
         parts[f"{name} {setting[1]:g}"] = Check.at_least(
             mean_interval(silent - none), 0.0, f"{silent.mean():.0%} silent vs none "
             f"{none.mean():.0%}")
-    found = all_hold(parts)
+    found = Check.all_of(parts)
     return Check(found.verdict, found.measured, f"n={at_size['n']:,}, activations < "
                  f"{SPARSE_BELOW}, test half: {found.detail}", found.interval)
 
@@ -240,7 +227,7 @@ def check_weight_decay(config: CostConfig, result: dict) -> Check:
         parts[f"{name} {setting[1]:g}"] = Check.at_least(
             mean_interval(none - gap), 0.0, f"test gap {gap.mean():.4f} vs none "
             f"{none.mean():.4f}")
-    found = all_hold(parts)
+    found = Check.all_of(parts)
     return Check(found.verdict, found.measured, f"n={at_size['n']}, strengths chosen by the "
                  f"validation gap: {found.detail}", found.interval)
 

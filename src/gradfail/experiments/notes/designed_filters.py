@@ -125,19 +125,6 @@ def run(config: FiltersConfig, ctx: RunContext) -> dict:
 # Claims.
 
 
-def all_hold(parts: dict[str, Check]) -> Check:
-    """A claim made of parts that must all hold: it holds when every part holds, fails when one
-    fails, and is otherwise inconclusive (or not checked); its number and interval are the
-    deciding part's, the first that fails, else the first that does not hold. Each part is a
-    test at 95%, so "holds" keeps its 95%. The same three lines are in cost_functions,
-    designed_filters and skip_flat (no experiment imports another) until `Check.all_of`
-    (proposed in issue 21) replaces them."""
-    order = ("fails", "inconclusive", "not checked", "holds")
-    deciding = min(parts.values(), key=lambda check: order.index(check.verdict))
-    return Check(deciding.verdict, deciding.measured,
-                 "; ".join(f"{name}: {check.detail}" for name, check in parts.items()),
-                 deciding.interval)
-
 
 def accuracy(result: dict, variant: str, dataset: str, n: int, checkpoint: int = -1
              ) -> np.ndarray:
@@ -167,7 +154,7 @@ def compare(result: dict, better: str, worse: str, threshold: float, checkpoint:
         parts[f"{d} (n={n:,})"] = Check.at_least(
             mean_interval(b - w), threshold, f"{better} {b.mean():.3f} − {worse} {w.mean():.3f}"
             f" = {b.mean() - w.mean():+.3f}")
-    return all_hold(parts)
+    return Check.all_of(parts)
 
 
 def check_match(config: FiltersConfig, result: dict) -> Check:
@@ -187,7 +174,7 @@ def check_scarce(config: FiltersConfig, result: dict) -> Check:
         parts[d] = Check.at_least(mean_interval(edge[few] - edge[many]), 0.0,
                                   f"Gabor − learned {edge[few].mean():+.3f} at n={few:,}, "
                                   f"{edge[many].mean():+.3f} at n={many:,}")
-    return all_hold(parts)
+    return Check.all_of(parts)
 
 
 def check_early(config: FiltersConfig, result: dict) -> Check:

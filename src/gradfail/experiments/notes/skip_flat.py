@@ -197,19 +197,6 @@ def run(config: SkipConfig, ctx: RunContext) -> dict:
 # Claims.
 
 
-def all_hold(parts: dict[str, Check]) -> Check:
-    """A claim made of parts that must all hold: it holds when every part holds, fails when one
-    fails, and is otherwise inconclusive (or not checked); its number and interval are the
-    deciding part's, the first that fails, else the first that does not hold. Each part is a
-    test at 95%, so "holds" keeps its 95%. The same three lines are in cost_functions,
-    designed_filters and skip_flat (no experiment imports another) until `Check.all_of`
-    (proposed in issue 21) replaces them."""
-    order = ("fails", "inconclusive", "not checked", "holds")
-    deciding = min(parts.values(), key=lambda check: order.index(check.verdict))
-    return Check(deciding.verdict, deciding.measured,
-                 "; ".join(f"{name}: {check.detail}" for name, check in parts.items()),
-                 deciding.interval)
-
 
 def chosen(sweep: dict) -> dict:
     """The threshold chosen on the validation half: the one skipping the most patches there
@@ -241,7 +228,7 @@ def check_free(config: SkipConfig, result: dict) -> Check:
         parts[f"{name} accuracy"] = Check.at_least(
             mean_interval(loss), -ACCURACY_TOLERANCE, f"test accuracy "
             f"{np.mean(row['test_accuracy']):.3f} vs dense {dense.mean():.3f}")
-    return all_hold(parts)
+    return Check.all_of(parts)
 
 
 def check_time(config: SkipConfig, result: dict) -> Check:
@@ -253,7 +240,7 @@ def check_time(config: SkipConfig, result: dict) -> Check:
             f"{sweep['dense_seconds'] * 1e3:.1f} ms (im2col {sweep['im2col_seconds'] * 1e3:.1f})"
             f", skipping at variance ≤ {row['threshold']:g}: dense / skipping time "
             f"× {np.median(row['speedups']):.2f}")
-    return all_hold(parts)
+    return Check.all_of(parts)
 
 
 CLAIMS = (
