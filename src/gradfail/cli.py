@@ -19,7 +19,7 @@ import signal
 import sys
 from typing import NoReturn
 
-from gradfail.errors import GradfailError
+from gradfail.errors import ConfigError, GradfailError
 from gradfail.experiment import SCALES, is_sanity, parse_overrides
 from gradfail.store import DEFAULT_PATH
 from gradfail.terminal import (
@@ -33,6 +33,8 @@ from gradfail.terminal import (
     styled_status,
     styled_verdict,
 )
+
+ABSURD_JOBS_PER_CORE = 8  # more workers than this per core only slows every one of them
 
 
 class Parser(argparse.ArgumentParser):
@@ -73,6 +75,9 @@ def build_parser() -> Parser:
                          help="run here (default) or send each run to a Ray task")
         sub.add_argument("--ray-address", help="join this Ray cluster (host:port) instead of "
                          "starting a local one")
+        sub.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
+                         help="runs side by side in worker processes, one thread each (default: "
+                         "this machine's cores; 1 runs them in turn in this process)")
         sub.add_argument("--stability", action="store_true", help="also run each experiment "
                          "with an empirical claim on a second, disjoint seed set; a verdict "
                          "that differs between the two is inconclusive")
@@ -215,13 +220,17 @@ def execute(plan: list, args) -> int:
     from gradfail.store import Store
 
     checked_plan(plan, args.seeds, args.device)  # refused before the store is touched
+    cores = os.cpu_count() or 1
+    if args.jobs > ABSURD_JOBS_PER_CORE * cores:
+        raise ConfigError(f"--jobs {args.jobs} is over {ABSURD_JOBS_PER_CORE}x this machine's "
+                          f"{cores} cores; refusing an absurd number of workers")
     store = Store(args.store)
     with stdout_to_stderr(args.json):  # under --json, stdout carries the JSON alone
         outcomes = run_plan(plan, scale=args.scale, store=store, seed=args.seed,
                             seeds=args.seeds, device=args.device, backend=args.backend,
                             ray_address=args.ray_address,
                             progress=sys.stdout.isatty() and not args.json,
-                            stability=args.stability)
+                            stability=args.stability, jobs=args.jobs)
     if args.json:
         print_json({"store": str(store.path), "runs": [o.as_json() for o in outcomes]})
     else:

@@ -289,6 +289,11 @@ class Experiment:
                  "command": self.rerun_command(config, scale, seed, n_seeds, device)}
         return about if replicate_of is None else about | {"replicate_of_seed": replicate_of}
 
+    def cores(self, config: Config) -> int:
+        """Cores a run takes when runs go side by side: one, or as many processes as it starts
+        itself (the `jobs` setting of an experiment that has one)."""
+        return int(getattr(config, "jobs", 1))
+
     @property
     def has_empirical_claims(self) -> bool:
         return any(claim.kind == "empirical" for claim in self.claims)

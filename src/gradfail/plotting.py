@@ -78,11 +78,10 @@ def log_ticks(ax, values) -> None:
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
 
 
-def save_figure(fig, path: Path) -> Path:
+def save_png(data: bytes, path: Path) -> Path:
     """Write a PNG atomically (temp file then rename), so no half-written figure is ever seen."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial.png")
-    fig.savefig(partial, format="png")
-    plt.close(fig)
+    partial.write_bytes(data)
     os.replace(partial, path)
     return path

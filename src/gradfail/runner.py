@@ -11,7 +11,6 @@ import platform
 import shlex
 import subprocess
 import sys
-import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,19 +21,19 @@ import numpy as np
 import torch
 
 import gradfail
-from gradfail.errors import ConfigError, DeviceError, Diverged, GradfailError
+from gradfail.errors import ConfigError, DeviceError
 from gradfail.experiment import (
     ABSURD,
     Config,
     Experiment,
     ProgressTracker,
-    RunContext,
     SilentProgress,
     config_json,
     judged_on_two_seed_sets,
     second_seed_set,
 )
-from gradfail.plotting import save_figure
+from gradfail.perform import Assignment, Performed, perform
+from gradfail.plotting import save_png
 from gradfail.store import COMPLETE, RunIdentity, Store
 
 
@@ -83,26 +82,6 @@ def provenance(device: torch.device) -> dict:
 
 
 @dataclass
-class StoredParts:
-    """The store's part table seen through the `PartStore` interface of one run."""
-
-    store: Store
-    run_id: int
-    resumed_wall_s: float = 0.0
-    resumed: list[str] = field(default_factory=list)
-
-    def load_part(self, key: str) -> dict | None:
-        stored = self.store.load_part(self.run_id, key)
-        if stored is not None:
-            self.resumed.append(key)
-            self.resumed_wall_s += self.store.part_wall_s(self.run_id, key)
-        return stored
-
-    def save_part(self, key: str, result: dict, metrics: list[tuple], wall_s: float) -> None:
-        self.store.save_part(self.run_id, key, result, metrics, wall_s)
-
-
-@dataclass
 class Outcome:
     """What became of one run: its id, status, claims, and whether it was already stored."""
 
@@ -148,9 +127,27 @@ def run_experiment(
     progress: ProgressTracker | None = None,
     replicate_of: int | None = None,
 ) -> Outcome:
-    """Run (or skip, or resume) one experiment; its row in the store ends done/diverged/failed.
+    """Run (or skip, or resume) one experiment in this process; its row in the store ends
+    done/diverged/failed (interrupted on Ctrl-C or SIGTERM, which propagate).
     `replicate_of`: this run repeats the run on that base seed on a second, disjoint seed set
     (its verdicts are compared, never shown on their own)."""
+    begun = begin(experiment, config, scale=scale, store=store, seed=seed, n_seeds=n_seeds,
+                  device=device, replicate_of=replicate_of)
+    if isinstance(begun, Outcome):
+        return begun
+    try:
+        performed = perform(experiment, config, begun, store_part(store, begun.run_id), progress)
+    except KeyboardInterrupt:
+        interrupt(store, begun.run_id)
+        raise
+    return finish(store, begun, performed)
+
+
+def begin(experiment: Experiment, config: Config, *, scale: str, store: Store, seed: int,
+          n_seeds: int, device: torch.device, replicate_of: int | None = None
+          ) -> Outcome | Assignment:
+    """The stored outcome of a complete run with this identity, or the run begun (a new row, or
+    an incomplete one taken over) as an assignment carrying its stored parts."""
     identity = RunIdentity(experiment.name, experiment.version, config_json(config), seed,
                            n_seeds, str(device))
     found = store.find_run(identity)
@@ -159,69 +156,50 @@ def run_experiment(
         return Outcome(run["id"], experiment.name, run["scale"], seed, n_seeds, run["status"],
                        True, run["claims"], run["wall_s"], run["error"], figures=run["figures"],
                        replicate_of=replicate_of)
-
     run_id = store.begin_run(identity, scale, provenance(device), experiment.about(
         config, scale, seed, n_seeds, str(device), replicate_of))
-    parts = StoredParts(store, run_id)
-    ctx = RunContext(device, seed, n_seeds, parts, progress or SilentProgress())
-    start = time.perf_counter()
+    return Assignment(run_id, experiment.name, config.model_dump_json(), scale, seed, n_seeds,
+                      str(device), replicate_of, store.stored_parts(run_id))
 
-    def close(status: str, error: str | None = None, **stored) -> Outcome:
-        wall = time.perf_counter() - start + parts.resumed_wall_s
-        recorded = {name: store.figure_path(Path(path))
-                    for name, path in (stored.get("figures") or {}).items()}
-        store.finish_run(run_id, status, wall, error=error, metrics=ctx.pending_metrics(),
-                         **(stored | {"figures": recorded}))
-        return Outcome(run_id, experiment.name, scale, seed, n_seeds, status, False,
-                       stored.get("claims", []), wall, error, parts.resumed,
-                       stored.get("figures") or {}, replicate_of)
 
+def store_part(store: Store, run_id: int):
+    """Save one finished part of a run in the store (what `perform` calls as parts finish)."""
+    return lambda key, result, metrics, wall_s: store.save_part(run_id, key, result, metrics,
+                                                                wall_s)
+
+
+def finish(store: Store, assignment: Assignment, performed: Performed) -> Outcome:
+    """Store what became of a run (figures written beside the store) and say so; a failure
+    in storing it stores the run failed with its reason."""
+    figure_dir = store.figures_dir / f"{assignment.run_id}-{assignment.experiment}"
     try:
-        result = experiment.run(config, ctx)
-    except Diverged as error:
-        return close("diverged", str(error))
+        figures = {name: str(save_png(data, figure_dir / f"{name}.png"))
+                   for name, data in performed.figures.items()}
+        store.finish_run(assignment.run_id, performed.status, performed.wall_s,
+                         error=performed.error, metrics=performed.metrics,
+                         result=performed.result, claims=performed.claims,
+                         figures={name: store.figure_path(Path(path))
+                                  for name, path in figures.items()})
     except KeyboardInterrupt:
-        close("interrupted", "interrupted (Ctrl-C or SIGTERM)")
-        raise
-    except GradfailError as error:
-        return close("failed", str(error))
-    except (torch.OutOfMemoryError, MemoryError) as error:
-        return close("failed", out_of_memory(error))
-    except RuntimeError as error:
-        if "allocate" not in str(error) and "out of memory" not in str(error):
-            traceback.print_exc(file=sys.stderr)
-            return close("failed", f"{type(error).__name__}: {error}")
-        return close("failed", out_of_memory(error))
-    except Exception as error:  # a bug in an experiment: keep the traceback, keep the sweep going
-        traceback.print_exc(file=sys.stderr)
-        return close("failed", f"{type(error).__name__}: {error}")
-    try:  # what follows the run can fail too: the run is then stored failed, the sweep goes on
-        claims, figures = judged_and_drawn(experiment, config, result,
-                                           store.figures_dir / f"{run_id}-{experiment.name}")
-        return close("done", result=result, claims=claims, figures=figures)
-    except KeyboardInterrupt:
-        close("interrupted", "interrupted (Ctrl-C or SIGTERM)")
+        interrupt(store, assignment.run_id)
         raise
     except Exception as error:
         traceback.print_exc(file=sys.stderr)
         reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        return close("failed", f"after the run (claims, figures or storing): "
-                               f"{type(error).__name__}: {reason}")
+        performed = Performed("failed", performed.wall_s, f"after the run (storing it): "
+                              f"{type(error).__name__}: {reason}",
+                              resumed_parts=performed.resumed_parts)
+        store.finish_run(assignment.run_id, "failed", performed.wall_s, error=performed.error)
+        figures = {}
+    return Outcome(assignment.run_id, assignment.experiment, assignment.scale, assignment.seed,
+                   assignment.n_seeds, performed.status, False, performed.claims,
+                   performed.wall_s, performed.error, performed.resumed_parts, figures,
+                   assignment.replicate_of)
 
 
-def out_of_memory(error: BaseException) -> str:
-    """One line for an allocation that failed (torch's message names the bytes asked for)."""
-    first = (str(error).strip().splitlines() or [""])[0]
-    return f"out of memory: {first[:200]}; use fewer seeds or smaller sizes"
-
-
-def judged_and_drawn(experiment: Experiment, config: Config, result: dict,
-                     figure_dir: Path) -> tuple[list[dict], dict[str, str]]:
-    """A finished run's claims, judged, and its figures, saved under `figure_dir`."""
-    claims = [claim.evaluate(config, result) for claim in experiment.claims]
-    figures = {name: str(save_figure(figure, figure_dir / f"{name}.png"))
-               for name, figure in experiment.figures(config, result).items()}
-    return claims, figures
+def interrupt(store: Store, run_id: int) -> None:
+    """A run stopped by Ctrl-C or SIGTERM: stored `interrupted` (it resumes from its parts)."""
+    store.finish_run(run_id, "interrupted", 0.0, error="interrupted (Ctrl-C or SIGTERM)")
 
 
 def checked_plan(plan: list[tuple[Experiment, Config]], seeds: int | None, device: str
@@ -239,32 +217,44 @@ def checked_plan(plan: list[tuple[Experiment, Config]], seeds: int | None, devic
 def run_plan(plan: list[tuple[Experiment, Config]], *, scale: str, store: Store, seed: int = 0,
              seeds: int | None = None, device: str = "cpu", backend: str = "local",
              ray_address: str | None = None, progress: bool = False,
-             stability: bool = False) -> list[Outcome]:
-    """Each (experiment, config) in turn, locally or as Ray tasks (`backend`); a failed or
+             stability: bool = False, jobs: int = 1) -> list[Outcome]:
+    """Each (experiment, config) of the plan, locally or as Ray tasks (`backend`); a failed or
     diverged run does not stop the rest. `seeds`: seeds trained together (default: the
     experiment's for the scale); `progress`: bars on stderr; `stability`: each experiment with
     an empirical claim again on a second, disjoint seed set (outcomes of those runs follow the
-    plan's, in plan order)."""
+    plan's, in plan order); `jobs`: local runs side by side in worker processes, one thread
+    each (`gradfail.workers`); 1 runs them in turn in this process."""
     resolved = checked_plan(plan, seeds, device)
     second = [(e, config) for e, config in plan if e.has_empirical_claims] if stability else []
     batches = [(plan, seed, None)] + ([(second, second_seed_set(seed), seed)] if second else [])
-    outcomes = []
     if backend == "ray":
         from gradfail.distributed.ray_sweep import run_on_ray
 
+        outcomes = []
         for runs, base_seed, replicate_of in batches:
             outcomes += run_on_ray(runs, scale=scale, store_path=str(store.path), seed=base_seed,
                                    seeds=seeds, device=device, address=ray_address,
                                    replicate_of=replicate_of)
         return judged_with_replicates(outcomes)
+    runs = [(experiment, config, base_seed, replicate_of)
+            for batch, base_seed, replicate_of in batches for experiment, config in batch]
     with progress_bars(enabled=progress) as bars:
-        for runs, base_seed, replicate_of in batches:
-            for experiment, config in runs:
-                outcomes.append(run_experiment(
+        if jobs > 1 and len(runs) > 1:
+            from gradfail.workers import Job, run_side_by_side
+
+            def job(index: int, experiment, config, base_seed, replicate_of) -> Job:
+                return Job(index, experiment.cores(config), lambda: begin(
                     experiment, config, scale=scale, store=store, seed=base_seed,
-                    n_seeds=seeds or experiment.seeds[scale], device=resolved, progress=bars,
+                    n_seeds=seeds or experiment.seeds[scale], device=resolved,
                     replicate_of=replicate_of))
-    return judged_with_replicates(outcomes)
+
+            done = run_side_by_side([job(i, *run) for i, run in enumerate(runs)], jobs, store,
+                                    bars)
+            return judged_with_replicates([done[i] for i in range(len(runs))])
+        return judged_with_replicates([run_experiment(
+            experiment, config, scale=scale, store=store, seed=base_seed,
+            n_seeds=seeds or experiment.seeds[scale], device=resolved, progress=bars,
+            replicate_of=replicate_of) for experiment, config, base_seed, replicate_of in runs])
 
 
 def judged_with_replicates(outcomes: list[Outcome]) -> list[Outcome]:

@@ -353,9 +353,11 @@ class Store:
             db.execute("UPDATE runs SET heartbeat=? WHERE id=?", (now(), run_id))
             _insert_metrics(db, run_id, key, metrics)
 
-    def part_wall_s(self, run_id: int, key: str) -> float:
-        return self._db.execute("SELECT wall_s FROM parts WHERE run_id=? AND key=?",
-                                (run_id, key)).fetchone()[0]
+    def stored_parts(self, run_id: int) -> dict[str, tuple[dict, float]]:
+        """Every finished part of a run: key -> (result, wall seconds), what it resumes from."""
+        rows = self._db.execute("SELECT key, result, wall_s FROM parts WHERE run_id=?",
+                                (run_id,)).fetchall()
+        return {key: (json.loads(result), wall_s) for key, result, wall_s in rows}
 
     def parts(self, run_id: int) -> list[dict]:
         rows = self._db.execute(
