@@ -65,8 +65,9 @@ def git_commit() -> str | None:
     return commit + ("-dirty" if dirty else "")
 
 
-def provenance(device: torch.device) -> dict:
-    """Versions, commit, machine and device: recorded with every run."""
+def provenance(device: torch.device, threads: int | None = None) -> dict:
+    """Versions, commit, machine, device and torch threads (this process's unless the run is
+    performed elsewhere with `threads`): recorded with every run."""
     return {
         "gradfail": gradfail.__version__,
         "git_commit": git_commit(),
@@ -76,7 +77,7 @@ def provenance(device: torch.device) -> dict:
         "platform": platform.platform(),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
+        "threads": threads or torch.get_num_threads(),
         "command": shlex.join(["gradfail", *sys.argv[1:]]),
     }
 
@@ -144,10 +145,11 @@ def run_experiment(
 
 
 def begin(experiment: Experiment, config: Config, *, scale: str, store: Store, seed: int,
-          n_seeds: int, device: torch.device, replicate_of: int | None = None
-          ) -> Outcome | Assignment:
+          n_seeds: int, device: torch.device, replicate_of: int | None = None,
+          threads: int | None = None) -> Outcome | Assignment:
     """The stored outcome of a complete run with this identity, or the run begun (a new row, or
-    an incomplete one taken over) as an assignment carrying its stored parts."""
+    an incomplete one taken over) as an assignment carrying its stored parts. `threads`: the
+    torch threads of the process that will perform it, where that is not this one."""
     identity = RunIdentity(experiment.name, experiment.version, config_json(config), seed,
                            n_seeds, str(device))
     found = store.find_run(identity)
@@ -156,7 +158,7 @@ def begin(experiment: Experiment, config: Config, *, scale: str, store: Store, s
         return Outcome(run["id"], experiment.name, run["scale"], seed, n_seeds, run["status"],
                        True, run["claims"], run["wall_s"], run["error"], figures=run["figures"],
                        replicate_of=replicate_of)
-    run_id = store.begin_run(identity, scale, provenance(device), experiment.about(
+    run_id = store.begin_run(identity, scale, provenance(device, threads), experiment.about(
         config, scale, seed, n_seeds, str(device), replicate_of))
     return Assignment(run_id, experiment.name, config.model_dump_json(), scale, seed, n_seeds,
                       str(device), replicate_of, store.stored_parts(run_id))
@@ -246,7 +248,7 @@ def run_plan(plan: list[tuple[Experiment, Config]], *, scale: str, store: Store,
                 return Job(index, experiment.cores(config), lambda: begin(
                     experiment, config, scale=scale, store=store, seed=base_seed,
                     n_seeds=seeds or experiment.seeds[scale], device=resolved,
-                    replicate_of=replicate_of))
+                    replicate_of=replicate_of, threads=1))
 
             done = run_side_by_side([job(i, *run) for i, run in enumerate(runs)], jobs, store,
                                     bars)

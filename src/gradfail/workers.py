@@ -128,7 +128,7 @@ def run_side_by_side(jobs: list[Job], slots: int, store, bars) -> dict[int, obje
                 in_use += cores
                 worker.inbox.put(begun)
                 shown[begun.run_id, 0] = bars.task(
-                    f"{begun.experiment} (seed {begun.seed}, {begun.scale})", 1)
+                    f"{begun.experiment} run {begun.run_id} (seed {begun.seed}, {begun.scale})", 1)
             try:
                 message = outbox.get(timeout=0.5)
             except queue.Empty:
