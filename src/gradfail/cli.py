@@ -29,6 +29,7 @@ from gradfail.terminal import (
     needs_attention,
     plain,
     print_json,
+    print_costs_table,
     print_outcome,
     styled_status,
     styled_verdict,
@@ -78,6 +79,9 @@ def build_parser() -> Parser:
         sub.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
                          help="runs side by side in worker processes, one thread each (default: "
                          "this machine's cores; 1 runs them in turn in this process)")
+        sub.add_argument("--dry-run", action="store_true", help="print each run's estimated "
+                         "time (the cost model, gradfail.costs) and the plan's total with --jobs; "
+                         "run nothing, touch no store")
         sub.add_argument("--stability", action="store_true", help="also run each experiment "
                          "with an empirical claim on a second, disjoint seed set; a verdict "
                          "that differs between the two is inconclusive")
@@ -190,6 +194,8 @@ def cmd_reproduce(args) -> int:
     chosen = [registry.get(name) for name in args.names] or registry.experiments().values()
     plan = [(e, e.config(args.scale)) for e in chosen]
     status = execute(plan, args)
+    if args.dry_run:
+        return status
     args.out = None
     path = write_report(args)
     print(f"report: {path}", file=sys.stderr if args.json else sys.stdout)
@@ -219,7 +225,9 @@ def execute(plan: list, args) -> int:
     from gradfail.runner import checked_plan, run_plan
     from gradfail.store import Store
 
-    checked_plan(plan, args.seeds, args.device)  # refused before the store is touched
+    checked_plan(plan, args.seeds, args.device, args.backend)  # refused before the store is touched
+    if args.dry_run:
+        return print_costs(plan, args)
     cores = os.cpu_count() or 1
     if args.jobs > ABSURD_JOBS_PER_CORE * cores:
         raise ConfigError(f"--jobs {args.jobs} is over {ABSURD_JOBS_PER_CORE}x this machine's "
@@ -237,6 +245,25 @@ def execute(plan: list, args) -> int:
         for outcome in outcomes:
             print_outcome(outcome)
     return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def print_costs(plan: list, args) -> int:
+    """The plan's estimated times (gradfail.costs), nothing run, no store written."""
+    from pathlib import Path
+
+    from gradfail.costs import plan_costs
+    from gradfail.runner import planned_runs
+    from gradfail.store import Store
+
+    runs = planned_runs(plan, scale=args.scale, seed=args.seed, seeds=args.seeds,
+                        stability=args.stability)
+    store = Store(args.store, readonly=True) if Path(args.store).is_file() else None
+    found = plan_costs(runs, args.jobs, args.device, store)
+    if args.json:
+        print_json({"scale": args.scale, **found})
+    else:
+        print_costs_table(found, args.scale, args.jobs)
+    return 0
 
 
 def cmd_runs(args) -> int:

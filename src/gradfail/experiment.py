@@ -261,6 +261,11 @@ class Experiment:
     figures: Callable[[Any, dict], dict[str, Any]]
     claims: tuple[Claim, ...]
     seeds: dict[str, int] = field(default_factory=lambda: {"quick": 2, "default": 4, "paper": 8})
+    # cores a run takes when runs go side by side: one, or as many as the processes it starts
+    cores: Callable[[Any], int] = lambda config: 1
+    # the computation a run asks for, in units proportional to its time on one core (e.g. seeds
+    # × steps × batch): the cost model (gradfail.costs) scales a measured time by it
+    work: Callable[[Any, int], float] = lambda config, seeds: 1.0
 
     @property
     def description(self) -> list[str]:
@@ -288,11 +293,6 @@ class Experiment:
         about = {"title": self.title, "section": self.section, "description": self.description,
                  "command": self.rerun_command(config, scale, seed, n_seeds, device)}
         return about if replicate_of is None else about | {"replicate_of_seed": replicate_of}
-
-    def cores(self, config: Config) -> int:
-        """Cores a run takes when runs go side by side: one, or as many processes as it starts
-        itself (the `jobs` setting of an experiment that has one)."""
-        return int(getattr(config, "jobs", 1))
 
     @property
     def has_empirical_claims(self) -> bool:

@@ -11,6 +11,7 @@ touches the store, so a run can be performed on a machine that cannot see it.
 from __future__ import annotations
 
 import io
+import math
 import sys
 import time
 import traceback
@@ -52,6 +53,23 @@ class Performed:
     figures: dict[str, bytes] = field(default_factory=dict)
     metrics: list[tuple] = field(default_factory=list)
     resumed_parts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Job:
+    """One run of the plan, not begun yet: `begin()` returns a stored outcome (nothing to do)
+    or the assignment to perform; `cores` is how many slots it takes; `estimate_s` its cost
+    model's estimate (None: unknown)."""
+
+    index: int
+    cores: int
+    begin: Callable[[], object]
+    estimate_s: float | None = None
+
+
+def longest_first(job: Job) -> tuple[float, int]:
+    """Jobs by decreasing estimate (unknown ones first: they may be the longest), then in order."""
+    return (-(math.inf if job.estimate_s is None else job.estimate_s), job.index)
 
 
 SavePart = Callable[[str, dict, list, float], None]  # (key, result, metrics, wall seconds)

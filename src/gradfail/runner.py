@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 import gradfail
+from gradfail import costs
 from gradfail.errors import ConfigError, DeviceError
 from gradfail.experiment import (
     ABSURD,
@@ -32,18 +33,22 @@ from gradfail.experiment import (
     judged_on_two_seed_sets,
     second_seed_set,
 )
-from gradfail.perform import Assignment, Performed, perform
+from gradfail.perform import Assignment, Job, Performed, perform
 from gradfail.plotting import save_png
 from gradfail.store import COMPLETE, RunIdentity, Store
 
 
 def resolve_device(name: str) -> torch.device:
     """`cpu` or `cuda[:i]`; a device this machine lacks is a one-line error."""
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DeviceError(f"--device {name}: CUDA is not available here (torch {torch.__version__})")
+    device = named_device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"--device {name}: CUDA is not available here (torch {torch.__version__})")
+    return device
+
+
+def named_device(name: str) -> torch.device:
+    """`cpu` or `cuda[:i]` as a torch device, whether or not this machine has it."""
+    if name == "cpu" or name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
         return torch.device(name)
     raise DeviceError(f"unknown device {name!r}; choose cpu or cuda")
 
@@ -132,12 +137,20 @@ def run_experiment(
     done/diverged/failed (interrupted on Ctrl-C or SIGTERM, which propagate).
     `replicate_of`: this run repeats the run on that base seed on a second, disjoint seed set
     (its verdicts are compared, never shown on their own)."""
-    begun = begin(experiment, config, scale=scale, store=store, seed=seed, n_seeds=n_seeds,
-                  device=device, replicate_of=replicate_of)
+    run = PlannedRun(experiment, config, seed, n_seeds, replicate_of, None)
+    return performed_here(begin(experiment, config, scale=scale, store=store, seed=seed,
+                                n_seeds=n_seeds, device=device, replicate_of=replicate_of),
+                          run, store, progress)
+
+
+def performed_here(begun: Outcome | Assignment, run: PlannedRun, store: Store,
+                   progress: ProgressTracker | None) -> Outcome:
+    """A begun run performed in this process and finished (a stored outcome as it is)."""
     if isinstance(begun, Outcome):
         return begun
     try:
-        performed = perform(experiment, config, begun, store_part(store, begun.run_id), progress)
+        performed = perform(run.experiment, run.config, begun,
+                            store_part(store, begun.run_id), progress)
     except KeyboardInterrupt:
         interrupt(store, begun.run_id)
         raise
@@ -146,10 +159,11 @@ def run_experiment(
 
 def begin(experiment: Experiment, config: Config, *, scale: str, store: Store, seed: int,
           n_seeds: int, device: torch.device, replicate_of: int | None = None,
-          threads: int | None = None) -> Outcome | Assignment:
+          threads: int | None = None, estimate_s: float | None = None) -> Outcome | Assignment:
     """The stored outcome of a complete run with this identity, or the run begun (a new row, or
     an incomplete one taken over) as an assignment carrying its stored parts. `threads`: the
-    torch threads of the process that will perform it, where that is not this one."""
+    torch threads of the process that will perform it, where that is not this one;
+    `estimate_s`: the cost model's estimate, recorded beside the wall time it will measure."""
     identity = RunIdentity(experiment.name, experiment.version, config_json(config), seed,
                            n_seeds, str(device))
     found = store.find_run(identity)
@@ -158,7 +172,8 @@ def begin(experiment: Experiment, config: Config, *, scale: str, store: Store, s
         return Outcome(run["id"], experiment.name, run["scale"], seed, n_seeds, run["status"],
                        True, run["claims"], run["wall_s"], run["error"], figures=run["figures"],
                        replicate_of=replicate_of)
-    run_id = store.begin_run(identity, scale, provenance(device, threads), experiment.about(
+    recorded = provenance(device, threads) | {"estimated_s": estimate_s}
+    run_id = store.begin_run(identity, scale, recorded, experiment.about(
         config, scale, seed, n_seeds, str(device), replicate_of))
     return Assignment(run_id, experiment.name, config.model_dump_json(), scale, seed, n_seeds,
                       str(device), replicate_of, store.stored_parts(run_id))
@@ -204,16 +219,49 @@ def interrupt(store: Store, run_id: int) -> None:
     store.finish_run(run_id, "interrupted", 0.0, error="interrupted (Ctrl-C or SIGTERM)")
 
 
-def checked_plan(plan: list[tuple[Experiment, Config]], seeds: int | None, device: str
-                 ) -> torch.device:
-    """Refuse, before anything is stored, a device this machine lacks or an absurd number of
-    seeds (over `ABSURD` times the experiment's largest at any scale); the device."""
-    resolved = resolve_device(device)
+def checked_plan(plan: list[tuple[Experiment, Config]], seeds: int | None, device: str,
+                 backend: str = "local") -> torch.device:
+    """Refuse, before anything is stored, a device this machine lacks (for a local run; a Ray
+    cluster's nodes have their own) or an absurd number of seeds (over `ABSURD` times the
+    experiment's largest at any scale); the device."""
+    resolved = resolve_device(device) if backend == "local" else named_device(device)
     for experiment, _ in plan:
         if seeds is not None and seeds > ABSURD * max(experiment.seeds.values()):
             raise ConfigError(f"--seeds {seeds:,} for {experiment.name} is over {ABSURD}x its "
                               f"largest seed count at any scale; refusing an absurd size")
     return resolved
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run a plan asks for, with its cost model's estimate (None: never calibrated)."""
+
+    experiment: Experiment
+    config: Config
+    seed: int
+    n_seeds: int
+    replicate_of: int | None
+    estimate_s: float | None
+
+    @property
+    def cores(self) -> int:
+        return self.experiment.cores(self.config)
+
+
+def planned_runs(plan: list[tuple[Experiment, Config]], *, scale: str, seed: int = 0,
+                 seeds: int | None = None, stability: bool = False) -> list[PlannedRun]:
+    """The runs of a plan in order: each (experiment, config) on the base seed, then, with
+    `stability`, each with an empirical claim on the second, disjoint seed set."""
+    calibration = costs.load_calibration()
+    second = [(e, config) for e, config in plan if e.has_empirical_claims] if stability else []
+    batches = [(plan, seed, None)] + ([(second, second_seed_set(seed), seed)] if second else [])
+    runs = []
+    for batch, base_seed, replicate_of in batches:
+        for experiment, config in batch:
+            n_seeds = seeds or experiment.seeds[scale]
+            runs.append(PlannedRun(experiment, config, base_seed, n_seeds, replicate_of,
+                                   costs.estimate(experiment, config, n_seeds, calibration)))
+    return runs
 
 
 def run_plan(plan: list[tuple[Experiment, Config]], *, scale: str, store: Store, seed: int = 0,
@@ -225,38 +273,33 @@ def run_plan(plan: list[tuple[Experiment, Config]], *, scale: str, store: Store,
     experiment's for the scale); `progress`: bars on stderr; `stability`: each experiment with
     an empirical claim again on a second, disjoint seed set (outcomes of those runs follow the
     plan's, in plan order); `jobs`: local runs side by side in worker processes, one thread
-    each (`gradfail.workers`); 1 runs them in turn in this process."""
-    resolved = checked_plan(plan, seeds, device)
-    second = [(e, config) for e, config in plan if e.has_empirical_claims] if stability else []
-    batches = [(plan, seed, None)] + ([(second, second_seed_set(seed), seed)] if second else [])
-    if backend == "ray":
-        from gradfail.distributed.ray_sweep import run_on_ray
+    each (`gradfail.workers`), longest estimate first; 1 runs them in turn in this process."""
+    resolved = checked_plan(plan, seeds, device, backend)
+    runs = planned_runs(plan, scale=scale, seed=seed, seeds=seeds, stability=stability)
 
-        outcomes = []
-        for runs, base_seed, replicate_of in batches:
-            outcomes += run_on_ray(runs, scale=scale, store_path=str(store.path), seed=base_seed,
-                                   seeds=seeds, device=device, address=ray_address,
-                                   replicate_of=replicate_of)
-        return judged_with_replicates(outcomes)
-    runs = [(experiment, config, base_seed, replicate_of)
-            for batch, base_seed, replicate_of in batches for experiment, config in batch]
+    def begun(run: PlannedRun, threads: int | None = None) -> Outcome | Assignment:
+        return begin(run.experiment, run.config, scale=scale, store=store, seed=run.seed,
+                     n_seeds=run.n_seeds, device=resolved, replicate_of=run.replicate_of,
+                     threads=threads, estimate_s=run.estimate_s)
+
+    def jobs_performed_elsewhere(threads_of: Callable[[int], int]) -> list[Job]:
+        return [Job(index, run.cores, lambda run=run: begun(run, threads_of(run.cores)),
+                    run.estimate_s) for index, run in enumerate(runs)]
+
     with progress_bars(enabled=progress) as bars:
-        if jobs > 1 and len(runs) > 1:
-            from gradfail.workers import Job, run_side_by_side
+        if backend == "ray":
+            from gradfail.distributed.ray_sweep import run_on_ray
 
-            def job(index: int, experiment, config, base_seed, replicate_of) -> Job:
-                return Job(index, experiment.cores(config), lambda: begin(
-                    experiment, config, scale=scale, store=store, seed=base_seed,
-                    n_seeds=seeds or experiment.seeds[scale], device=resolved,
-                    replicate_of=replicate_of, threads=1))
+            done = run_on_ray(jobs_performed_elsewhere(lambda cores: cores), store, bars,
+                              address=ray_address)
+        elif jobs > 1 and len(runs) > 1:
+            from gradfail.workers import run_side_by_side
 
-            done = run_side_by_side([job(i, *run) for i, run in enumerate(runs)], jobs, store,
-                                    bars)
-            return judged_with_replicates([done[i] for i in range(len(runs))])
-        return judged_with_replicates([run_experiment(
-            experiment, config, scale=scale, store=store, seed=base_seed,
-            n_seeds=seeds or experiment.seeds[scale], device=resolved, progress=bars,
-            replicate_of=replicate_of) for experiment, config, base_seed, replicate_of in runs])
+            done = run_side_by_side(jobs_performed_elsewhere(lambda cores: 1), jobs, store, bars)
+        else:
+            done = {index: performed_here(begun(run), run, store, bars)
+                    for index, run in enumerate(runs)}
+    return judged_with_replicates([done[index] for index in range(len(runs))])
 
 
 def judged_with_replicates(outcomes: list[Outcome]) -> list[Outcome]:

@@ -345,13 +345,16 @@ class Store:
     def save_part(
         self, run_id: int, key: str, result: dict, metrics: list[tuple], wall_s: float
     ) -> None:
+        """A finished part, once: the same part reported again (a retried task, or a worker
+        that recomputed it) is kept as first stored (parts are deterministic in their key)."""
         with self.transaction() as db:
-            db.execute(
-                "INSERT INTO parts (run_id, key, result, wall_s, finished_at) VALUES (?,?,?,?,?)",
-                (run_id, key, json.dumps(result), wall_s, now()),
-            )
+            inserted = db.execute(
+                "INSERT OR IGNORE INTO parts (run_id, key, result, wall_s, finished_at)"
+                " VALUES (?,?,?,?,?)", (run_id, key, json.dumps(result), wall_s, now()),
+            ).rowcount
             db.execute("UPDATE runs SET heartbeat=? WHERE id=?", (now(), run_id))
-            _insert_metrics(db, run_id, key, metrics)
+            if inserted:
+                _insert_metrics(db, run_id, key, metrics)
 
     def stored_parts(self, run_id: int) -> dict[str, tuple[dict, float]]:
         """Every finished part of a run: key -> (result, wall seconds), what it resumes from."""

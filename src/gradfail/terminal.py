@@ -112,3 +112,24 @@ def print_outcome(outcome) -> None:
         out.print(table)
     for name, path in outcome.figures.items():
         out.print(f"  figure {plain(name)}: {plain(path)}")
+
+
+def print_costs_table(found: dict, scale: str, jobs: int) -> None:
+    """A plan's estimated times (`gradfail.costs.plan_costs`) as a table and a line of totals."""
+    from rich.table import Table
+
+    from gradfail.costs import duration
+
+    table = Table(title=f"estimated times at {scale} scale, one thread a run "
+                        f"(calibrated on {found['calibrated_on']})")
+    for column in ("experiment", "seeds", "cores", "estimate"):
+        table.add_column(column)
+    for row in found["runs"]:
+        name = row["experiment"] + (" (second seed set)" if row["second_seed_set"] else "")
+        table.add_row(name, str(row["seeds"]), str(row["cores"]),
+                      "stored" if row["stored"] else duration(row["estimate_s"]))
+    console().print(table)
+    totals, unknown = found["totals"], found["unknown"]
+    print(f"in turn: {duration(totals['in_turn_s'])}; with --jobs {jobs}: "
+          f"{duration(totals['jobs_s'])}; on 16 cores: {duration(totals['cores_16_s'])}"
+          + (f" (not counting {', '.join(unknown)}: never calibrated)" if unknown else ""))

@@ -21,21 +21,10 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from gradfail.perform import Assignment, Performed, perform_by_name
+from gradfail.perform import Assignment, Job, Performed, longest_first, perform_by_name
 
 PROGRESS_EVERY_S = 0.25  # a worker reports a bar's advance at most this often
-
-
-@dataclass
-class Job:
-    """One run of the plan, not begun yet: `begin()` returns a stored outcome (nothing to do)
-    or the assignment to perform; `cores` is how many slots it takes."""
-
-    index: int
-    cores: int
-    begin: Callable[[], object]
 
 
 class RelayedProgress:
@@ -83,7 +72,7 @@ class Worker:
 
     def __init__(self, context, outbox) -> None:
         self.inbox = context.Queue()
-        self.process = context.Process(target=serve, args=(self.inbox, outbox), daemon=True)
+        self.process = context.Process(target=serve, args=(self.inbox, outbox))
         self.process.start()
         self.assignment: Assignment | None = None
         self.cores = self.index = 0
@@ -99,13 +88,14 @@ class Worker:
 
 def run_side_by_side(jobs: list[Job], slots: int, store, bars) -> dict[int, object]:
     """Every job performed by worker processes using at most `slots` cores at once (a job
-    wanting more than `slots` runs alone); each job's outcome by index. `store` receives every
+    wanting more than `slots` runs alone), longest estimate first; each job's outcome by index. `store` receives every
     write (`gradfail.runner`'s begin/finish semantics through `finish`); `bars`: progress."""
     from gradfail.runner import finish, interrupt, store_part
 
     context = multiprocessing.get_context("spawn")
     outbox = context.Queue()
-    waiting, outcomes = deque(jobs), {}
+    waiting = deque(sorted(jobs, key=longest_first))
+    outcomes = {}
     workers = [Worker(context, outbox) for _ in range(min(slots, len(jobs)))]
     by_run: dict[int, Worker] = {}
     shown: dict[tuple[int, int], Callable[[int], None]] = {}

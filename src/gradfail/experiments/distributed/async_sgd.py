@@ -501,6 +501,7 @@ EXPERIMENT = Experiment(
                   "workers": [1, 2, 4, 8, 16, 32], "sync_workers": 96, "backups": [0, 4, 6]},
     },
     seeds={"quick": 2, "default": 8, "paper": 8},
+    cores=lambda config: 2,  # Hogwild is timed on two processes; the Ray server on two CPUs
     run=run,
     figures=figures,
     claims=CLAIMS,
