@@ -383,10 +383,8 @@ def doctor_bench(args) -> int:
 
 
 def doctor_zoo(args) -> int:
-    from rich.table import Table
-
     from gradfail.doctor import zoo
-    from gradfail.doctor.bench import tables as bench_tables
+    from gradfail.doctor.bench.tables import print_zoo
     from gradfail.runner import progress_bars
 
     with progress_bars(enabled=sys.stdout.isatty() and not args.json) as progress:
@@ -395,24 +393,9 @@ def doctor_zoo(args) -> int:
     if args.json:
         print_json(scores)
         return 0
-    seeds = f"seeds {args.first_seed}-{args.first_seed + args.seeds - 1}"
-    matrix = Table(title=f"The doctor on the failure zoo ({len(zoo.CASES)} cases × {seeds}): "
-                         "labelled (rows) vs named (columns)")
-    matrix.add_column("label")
-    for column in scores["columns"]:
-        matrix.add_column(bench_tables.SHORT.get(column, column), justify="right")
-    for row, counts in zip(scores["rows"], scores["matrix"], strict=True):
-        matrix.add_row(row, *map(str, counts))
-    scores = Table(title="Per verdict")
-    for column in ("verdict", "cases", "precision", "recall", "median delay (steps)"):
-        scores.add_column(column)
-    for verdict, s in scores["scores"].items():
-        scores.add_row(verdict, str(s["cases"]), f"{s['precision']:.2f}", f"{s['recall']:.2f}",
-                       f"{s['delay']:.0f}")
     wide = console()
     wide.width = max(wide.width, 110)  # the matrix's ten columns, even in a pipe
-    wide.print(matrix)
-    wide.print(scores)
+    print_zoo(scores, f"seeds {args.first_seed}-{args.first_seed + args.seeds - 1}", wide)
     return 0
 
 

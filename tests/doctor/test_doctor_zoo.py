@@ -41,3 +41,19 @@ def test_a_verdict_named_on_no_run_of_its_label_counts_against_precision():
 ])
 def test_every_healthy_run_named_healthy_can_only_be_refuted(named, verdict):
     assert dz.check_healthy(CONFIG, runs(named)).verdict == verdict
+
+
+def test_the_zoo_tables_print_a_matrix_and_each_verdicts_scores():
+    from rich.console import Console
+
+    from gradfail.doctor.bench.tables import print_zoo
+
+    scores = {"rows": ["exploding gradient", "healthy"], "columns": ["exploding gradient", "none"],
+              "matrix": [[2, 0], [0, 2]],
+              "scores": {"exploding gradient": {"cases": 2, "precision": 1.0, "recall": 1.0,
+                                                "delay": 12.0}}}
+    console = Console(record=True, width=120)
+    print_zoo(scores, "seeds 0-1", console)
+    text = console.export_text()
+    assert "labelled (rows) vs named (columns)" in text and "Per verdict" in text
+    assert "12" in text and text.count("1.00") == 2  # the delay; precision and recall

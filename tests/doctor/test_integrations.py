@@ -335,3 +335,4 @@ def test_a_transformers_trainer_without_the_hooks_gets_one_line_naming_the_versi
     said, = [str(w.message) for w in caught]
     assert "transformers >=4.45,<6.0" in said and "without on_pre_optimizer_step" in said
     assert "\n" not in said
+

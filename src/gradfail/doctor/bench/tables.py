@@ -63,3 +63,24 @@ def print_bench(scores: dict, title: str, console) -> None:
                   f"(script under the doctor / plain): median ×{scores['overhead']['median']:.2f},"
                   f" max ×{scores['overhead']['max']:.2f} over {scores['overhead']['programs']} "
                   "programs")
+
+
+def print_zoo(scores: dict, seeds: str, console) -> None:
+    """The doctor on the failure zoo: the confusion matrix, then precision, recall and delay."""
+    from rich.table import Table
+
+    matrix = Table(title=f"The doctor on the failure zoo ({len(scores['rows'])} labels × "
+                         f"{seeds}): labelled (rows) vs named (columns)")
+    matrix.add_column("label")
+    for column in scores["columns"]:
+        matrix.add_column(SHORT.get(column, column), justify="right")
+    for row, counts in zip(scores["rows"], scores["matrix"], strict=True):
+        matrix.add_row(row, *map(str, counts))
+    per_verdict = Table(title="Per verdict")
+    for column in ("verdict", "cases", "precision", "recall", "median delay (steps)"):
+        per_verdict.add_column(column)
+    for verdict, found in scores["scores"].items():
+        per_verdict.add_row(verdict, str(found["cases"]), f"{found['precision']:.2f}",
+                            f"{found['recall']:.2f}", f"{found['delay']:.0f}")
+    console.print(matrix)
+    console.print(per_verdict)
