@@ -63,8 +63,9 @@ def test_a_reproduce_on_two_nodes_survives_a_killed_node_and_matches_a_local_run
                      scale="quick", store=Store(tmp_path / "local.sqlite"))
     for sent, here in zip(runs, local, strict=True):
         assert [c["verdict"] for c in sent["claims"]] == [c["verdict"] for c in here.claims]
-        assert [c["measured"] for c in sent["claims"]] == pytest.approx(
-            [c["measured"] for c in here.claims], rel=1e-6, nan_ok=True)
+        for a, b in zip(sent["claims"], here.claims, strict=True):  # None: not measured
+            assert a["measured"] == b["measured"] or a["measured"] == pytest.approx(
+                b["measured"], rel=1e-6)
     stored = Store(store).runs()  # written by the driver alone, each run once
     assert sorted(run["experiment"] for run in stored) == sorted(NAMES)
     assert gradfail_cli("runs", "--store", str(store), "--json").returncode == 0

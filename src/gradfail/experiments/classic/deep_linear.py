@@ -343,6 +343,15 @@ def figures(config: DeepLinearConfig, result: dict) -> dict:
     return {"time_vs_depth": fig1, "modes": fig2}
 
 
+def work(config: DeepLinearConfig, seeds: int) -> float:
+    """Cost model units: µs (fitted at default): GD steps, 130 + per layer 55 + arithmetic."""
+    def descent(depth: int, models: int, steps: int) -> float:
+        return steps * (130 + depth * (55 + 3 * models * config.width**3 / 3e4))
+    models = len(config.inits) * len(config.scaled_lrs) * seeds
+    return (sum(descent(d, models, config.steps) for d in config.depths)
+            + sum(descent(d, seeds, config.mode_steps) for d in config.mode_depths))
+
+
 EXPERIMENT = Experiment(
     name="deep_linear",
     section="Saxe, McClelland & Ganguli 2014",
@@ -356,6 +365,7 @@ EXPERIMENT = Experiment(
         "default": {"width": 16, "steps": 4_000},
         "paper": {},
     },
+    work=work,
     run=run,
     figures=figures,
     claims=CLAIMS,

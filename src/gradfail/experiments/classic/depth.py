@@ -362,6 +362,16 @@ def figures(config: DepthConfig, result: dict) -> dict:
             "training_curves": training_curves_figure(config, result)}
 
 
+def work(config: DepthConfig, seeds: int) -> float:
+    """Cost model units: µs (fitted at default): layer-steps, training (40% run) and at init."""
+    def layer(samples: float) -> float:  # one layer's µs for `samples` passes per seed
+        return 80 + seeds * samples * config.width**2 / 3e4
+    samples = 3 * config.batch_size + 1_438 / config.eval_every  # trained + evaluated digits
+    training = 0.4 * len(config.nets) * config.steps * sum(config.train_depths) * layer(samples)
+    grids = 1.5 * len(ARCHITECTURES) * len(config.activations) * len(config.inits)  # 1.5: BN
+    return training + grids * sum(config.init_depths) * layer(6 * config.init_batch)  # float64
+
+
 EXPERIMENT = Experiment(
     name="depth",
     section="Glorot & Bengio 2010; He et al. 2015, 2016",
@@ -376,6 +386,7 @@ EXPERIMENT = Experiment(
         "paper": {},
     },
     seeds={"quick": 3, "default": 4, "paper": 8},
+    work=work,
     run=run,
     figures=figures,
     claims=CLAIMS,

@@ -403,6 +403,15 @@ def figures(config: ExplodingRNNConfig, result: dict) -> dict:
     return {"jacobian_vs_length": fig1, "cliff": fig2, "adding_problem": fig3}
 
 
+def work(config: ExplodingRNNConfig, seeds: int) -> float:
+    """Cost model units: µs (fitted at default) per time step: ops + arithmetic."""
+    unit = seeds * (3 * config.batch_size + config.validation / config.eval_every) \
+        * config.hidden**2 / 3e4  # one h×h recurrence over a step's sequences
+    exploding = sum(rho > 1 for rho in config.scales)  # the clipped ρ > 1 RNNs learning alone
+    step = config.steps * (620 + 5 * len(config.scales) * unit)  # per ρ: 2 RNNs (h²), a GRU (3h²)
+    return sum(config.lengths) * (step + config.learn_steps * (80 + exploding * unit))
+
+
 EXPERIMENT = Experiment(
     name="exploding_rnn",
     section="Pascanu, Mikolov & Bengio 2013",
@@ -418,6 +427,7 @@ EXPERIMENT = Experiment(
         "paper": {},
     },
     seeds={"quick": 3, "default": 4, "paper": 10},
+    work=work,
     run=run,
     figures=figures,
     claims=CLAIMS,

@@ -394,6 +394,17 @@ def figures(config: FittingConfig, result: dict) -> dict:
     return {"capacity_and_data": fig1, "remedies": fig2, "double_descent": fig3}
 
 
+def work(config: FittingConfig, seeds: int) -> float:
+    """Cost model units: µs (fitted at default): every run's SGD steps, then the pinvs."""
+    runs = ([(config.width_n, w) for w in config.widths]
+            + [(n, config.size_width) for n in config.sizes]
+            + [(config.remedy_n, config.remedy_width)] * (len(REMEDIES) + 2))
+    step = sum(500 + seeds * (3 * config.batch_size + (n + 360) / config.eval_every)
+               * (74 * w + w * w) / 2e4 for n, w in runs)  # + the train and test images evaluated
+    pinv = sum(config.features_n * p * min(config.features_n, p) for p in config.features)
+    return config.steps * step + seeds * pinv / 2e3
+
+
 EXPERIMENT = Experiment(
     name="fitting",
     section="Goodfellow et al. 2016 ch. 5, 7; Belkin et al. 2019",
@@ -408,6 +419,7 @@ EXPERIMENT = Experiment(
         "paper": {},
     },
     seeds={"quick": 3, "default": 5, "paper": 10},
+    work=work,
     run=run,
     figures=figures,
     claims=CLAIMS,

@@ -468,6 +468,21 @@ def figures(config: OptimizersConfig, result: dict) -> dict:
     return figs
 
 
+def work(config: OptimizersConfig, seeds: int) -> float:
+    """Cost model units: µs (fitted at default): sweep steps, then Wilson et al.'s steps."""
+    samples, every, d = 3 * config.batch_size, config.eval_every, config.parity_d
+    cost = {"quadratic": (50, 3 * config.quadratic_dim**2),  # (µs a group, multiply-adds a model)
+            "logistic": (270, (samples + 360 / every) * 650),
+            "mlp": (520, (samples + 360 / every) * 26_122),
+            "parity": (270, (samples + 4_096 / every) * 10 * d * (d + 2)),
+            "convolution": (490, samples * 700 + 1e7 / every)}
+    sweeps = sum((len(config.condition_numbers) if p == "quadratic" else 1) * len(config.lrs)
+                 * (cost[p][0] + seeds * cost[p][1] / 3e4) for p in config.problems)
+    wilson = 700 + len(config.wilson_p) * seeds * 9 * config.wilson_points**2 / 3e4
+    return (config.steps * len(config.optimizers) * sweeps
+            + len(WILSON_LRS) * config.wilson_steps * wilson)
+
+
 EXPERIMENT = Experiment(
     name="optimizers",
     section="DeepOBS; Wilson et al. 2017",
@@ -482,6 +497,7 @@ EXPERIMENT = Experiment(
         "paper": {"steps": 10_000},
     },
     seeds={"quick": 2, "default": 3, "paper": 10},
+    work=work,
     run=run,
     figures=figures,
     claims=CLAIMS,

@@ -398,6 +398,15 @@ def figures(config: SaddlesConfig, result: dict) -> dict:
     return {"index_vs_loss": fig1, "trajectories": fig2, "escape": fig3}
 
 
+def work(config: SaddlesConfig, seeds: int) -> float:
+    """Cost model units: µs (fitted at default); one problem of `starts` rows (no seeds)."""
+    point = config.samples * config.hidden * (config.inputs + 4)  # multiply-adds of one ∇L(θ)
+    gd = config.gd_steps * (500 + config.starts * point / 1e4)
+    newton = config.newton_steps * (
+        5e4 + config.starts * config.snapshots * n_params(config) * point / 1e4)  # Hessians
+    return gd + newton + 2 * config.escape_steps * 1_000  # plain and perturbed GD at the saddles
+
+
 EXPERIMENT = Experiment(
     name="saddles",
     section="Dauphin et al. 2014; Jin et al. 2017",
@@ -411,6 +420,7 @@ EXPERIMENT = Experiment(
         "paper": {"starts": 256, "snapshots": 10},
     },
     seeds={"quick": 1, "default": 1, "paper": 1},
+    work=work,
     run=run,
     figures=figures,
     claims=CLAIMS,

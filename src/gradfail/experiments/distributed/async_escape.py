@@ -239,6 +239,13 @@ def figures(config: EscapeConfig, result: dict) -> dict:
     return {"async_escape": fig}
 
 
+def work(config: EscapeConfig, seeds: int) -> float:
+    """Cost model units: µs (fitted at default): gradients of all seeds."""
+    gradients = sum(1 if tau == 0 else 3 if tau < 8 else 0.75  # τ ≥ 8: every seed diverges early
+                    for tau in config.taus)
+    return config.steps * gradients * (400 + seeds * config.batch_size * config.units**2 / 1e3)
+
+
 EXPERIMENT = Experiment(
     name="async_escape",
     section="the notes' open question; Safran & Shamir 2018",
@@ -251,6 +258,7 @@ EXPERIMENT = Experiment(
         "paper": {"steps": 20_000, "taus": [0, 1, 2, 4, 8, 16, 32]},
     },
     seeds={"quick": 32, "default": 128, "paper": 512},
+    work=work,
     run=run,
     figures=figures,
     claims=CLAIMS,

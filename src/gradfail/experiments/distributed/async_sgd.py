@@ -486,6 +486,19 @@ def figures(config: AsyncConfig, result: dict) -> dict:
     return {"async_sgd": fig}
 
 
+def work(config: AsyncConfig, seeds: int) -> float:
+    """Cost model units: µs (fitted at default): simulated gradients, Hogwild's passes."""
+    def gradient(inputs: int) -> float:  # every seed's minibatch through inputs-hidden-outputs
+        return 350 + seeds * config.batch_size * config.hidden * inputs * 3 / 2e4
+    fixed = len(config.lrs) + len(config.taus) + sum(max(tau, 1) for tau in config.taus)
+    synced = 4 + (len(config.backups) * config.sync_workers + sum(config.backups)
+                  + config.dc_workers) / 4  # DC arms; sync steps are updates / 4
+    hogwild = 1.5 * config.hogwild_repeats * config.hogwild_epochs * config.hogwild_examples \
+        * config.hogwild_nonzeros / 4  # 1 process, then 2 (half the time)
+    return config.updates * (gradient(74) * (fixed + synced)
+                             + gradient(config.teacher_inputs + 1) * fixed) + hogwild
+
+
 EXPERIMENT = Experiment(
     name="async_sgd",
     section="Dean et al. 2012; Zhang et al. 2016; Zheng et al. 2017; Chen et al. 2016",
@@ -502,6 +515,7 @@ EXPERIMENT = Experiment(
     },
     seeds={"quick": 2, "default": 8, "paper": 8},
     cores=lambda config: 2,  # Hogwild is timed on two processes; the Ray server on two CPUs
+    work=work,
     run=run,
     figures=figures,
     claims=CLAIMS,

@@ -171,6 +171,11 @@ def figures(config: DoctorBenchConfig, result: dict) -> dict:
     return {"doctor_bench": fig}
 
 
+def work(config: DoctorBenchConfig, seeds: int) -> float:
+    """Cost model units: plain program runs: one under the doctor (~1.4x), two more for overhead."""
+    return len(chosen(config)) * (1.4 + 2.0 * config.overhead)
+
+
 EXPERIMENT = Experiment(
     name="doctor_bench",
     section="gradfail.doctor",
@@ -182,6 +187,7 @@ EXPERIMENT = Experiment(
             "default": {"split": "heldout"}, "paper": {"split": "all"}},
     seeds={"quick": 1, "default": 1, "paper": 1},
     cores=lambda config: config.jobs,  # its programs run side by side, one thread each
+    work=work,
     run=run,
     figures=figures,
     claims=CLAIMS,

@@ -159,6 +159,11 @@ def figures(config: DoctorZooConfig, result: dict) -> dict:
     return {"doctor_zoo": fig}
 
 
+def work(config: DoctorZooConfig, seeds: int) -> float:
+    """Cost model units: zoo runs, cases × seeds (each its case's ~300 steps under the doctor)."""
+    return float(len(config.cases) * seeds)
+
+
 EXPERIMENT = Experiment(
     name="doctor_zoo",
     section="gradfail.doctor",
@@ -167,6 +172,7 @@ EXPERIMENT = Experiment(
     config_class=DoctorZooConfig,
     scales={"quick": {}, "default": {}, "paper": {}},
     seeds={"quick": 1, "default": 3, "paper": 10},
+    work=work,
     run=run,
     figures=figures,
     claims=CLAIMS,

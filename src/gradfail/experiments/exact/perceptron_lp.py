@@ -276,6 +276,15 @@ def figures(config: PerceptronConfig, result: dict) -> dict:
     return {"margin_scaling": fig}
 
 
+def work(config: PerceptronConfig, seeds: int) -> float:
+    """Cost model units: µs (fitted at default): perceptron updates, LP rows, GD steps."""
+    def capped(cap: int, scale: float, margin: float | None) -> float:  # ~ (R/γ)², R² ≈ 2
+        return cap if margin is None else min(cap, scale / margin**2)
+    return sum(seeds * (5 * capped(config.max_updates, 2, m) + 12 * n)
+               + capped(config.gd_steps, 0.15, m) * (45 + seeds * n * config.dim / 400)
+               for n in config.sizes for m in [*config.margins, None])
+
+
 EXPERIMENT = Experiment(
     name="perceptron_lp",
     section="Lin & Vitter 1991; Novikoff 1962",
@@ -289,6 +298,7 @@ EXPERIMENT = Experiment(
         "paper": {"margins": [0.1, 0.03, 0.01, 0.003, 0.001], "max_updates": 2_000_000,
                   "gd_steps": 100_000},
     },
+    work=work,
     run=run,
     figures=figures,
     claims=CLAIMS,

@@ -340,6 +340,13 @@ def figures(config: CostConfig, result: dict) -> dict:
     return {"cost_functions": fig}
 
 
+def work(config: CostConfig, seeds: int) -> float:
+    """Cost model units: µs (fitted at default): Adam steps of settings × seeds models."""
+    models = len(config.settings()) * seeds
+    step = 1_000 + models * (3 * config.batch_size + 10) * 128 * config.hidden / 2e4  # +penalties
+    return len(config.samples) * config.steps * step
+
+
 EXPERIMENT = Experiment(
     name="cost_functions",
     section="the notes' open question; Ng's sparse autoencoder",
@@ -358,6 +365,7 @@ EXPERIMENT = Experiment(
                   "kl_sparsity": [1e-4, 1e-3, 1e-2, 1e-1, 1.0], "steps": 10_000},
     },
     seeds={"quick": 2, "default": 3, "paper": 8},
+    work=work,
     run=run,
     figures=figures,
     claims=CLAIMS,

@@ -249,6 +249,17 @@ def figures(config: FiltersConfig, result: dict) -> dict:
     return {"designed_filters": fig, "designed_filters_banks": fig_banks}
 
 
+def work(config: FiltersConfig, seeds: int) -> float:
+    """Cost model units: µs (fitted at default): Adam steps and test evaluations."""
+    def per_run(side: int, classes: int, test: int) -> float:
+        image = (side - config.kernel + 1) ** 2 * 2 * config.orientations \
+            * (config.kernel**2 + classes) / 1.5e3  # µs a forward
+        return (config.steps * (500 + 2 * seeds * config.batch_size * image)
+                + config.evaluations * seeds * test * image)
+    return len(VARIANTS) * (len(config.digit_samples) * per_run(8, 10, 360)
+                            + len(config.line_samples) * per_run(28, 2, config.test_samples))
+
+
 EXPERIMENT = Experiment(
     name="designed_filters",
     section="the notes' open question; V1 simple cells",
@@ -264,6 +275,7 @@ EXPERIMENT = Experiment(
                   "steps": 3_000, "test_samples": 8_000},
     },
     seeds={"quick": 2, "default": 3, "paper": 8},
+    work=work,
     run=run,
     figures=figures,
     claims=CLAIMS,

@@ -296,6 +296,15 @@ def figures(config: SkipConfig, result: dict) -> dict:
     return {"skip_flat": fig}
 
 
+def work(config: SkipConfig, seeds: int) -> float:
+    """Cost model units: µs (fitted at default): dense training, then the skipping sweep."""
+    lines, digits = ((side - config.kernel + 1) ** 2 for side in (config.line_size, 8))  # patches
+    image = config.channels * (lines * (config.kernel**2 + 2) + digits * (config.kernel**2 + 10))
+    calls = len(config.thresholds) * (2 * seeds + 2 + config.timing_repeats)  # skipping passes
+    sweep = 0.034 * config.kernel**2 * (config.test_samples * lines + 180 * digits)
+    return config.steps * (1_000 + 2 * seeds * config.batch_size * image / 1.5e3) + calls * sweep
+
+
 EXPERIMENT = Experiment(
     name="skip_flat",
     section="the notes' open question",
@@ -311,6 +320,7 @@ EXPERIMENT = Experiment(
                   "line_samples": 8_000, "test_samples": 8_000, "timing_repeats": 21},
     },
     seeds={"quick": 2, "default": 3, "paper": 8},
+    work=work,
     run=run,
     figures=figures,
     claims=CLAIMS,

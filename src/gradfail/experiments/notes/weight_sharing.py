@@ -249,6 +249,14 @@ def figures(config: SharingConfig, result: dict) -> dict:
     return {"weight_sharing": fig}
 
 
+def work(config: SharingConfig, seeds: int) -> float:
+    """Cost model units: µs (designed_filters' convnet fit): Adam steps, final test."""
+    image = positions(config) * config.channels * (config.kernel**2 + 2) / 1.5e3  # µs a forward
+    per_run = (config.steps * (500 + 2 * seeds * config.batch_size * image)
+               + seeds * config.test_samples * image)
+    return len(LAYERS) * len(config.samples) * per_run
+
+
 EXPERIMENT = Experiment(
     name="weight_sharing",
     section="the notes' open question; Le et al. 2012",
@@ -263,6 +271,7 @@ EXPERIMENT = Experiment(
                   "steps": 3_000},
     },
     seeds={"quick": 2, "default": 3, "paper": 8},
+    work=work,
     run=run,
     figures=figures,
     claims=CLAIMS,

@@ -407,6 +407,16 @@ def figures(config: ConditioningConfig, result: dict) -> dict:
     return {"curves": fig1, "errors": fig2, "condition_numbers": fig3, "steps_to_one_percent": fig4}
 
 
+def work(config: ConditioningConfig, seeds: int) -> float:
+    """Cost model units: µs (fitted at default): Adam steps, the extension, the moments."""
+    steps = config.full_steps + config.conv_steps + config.whitened_steps + config.autoencoder_steps
+    autoencoder = 600 * config.n + 60_000 + 400 * config.k  # multiply-adds per curve
+    products = config.full_steps * config.n**2 + config.autoencoder_steps * autoencoder
+    extension = 15 * config.extension_steps * sum(config.extension_ns)  # slow arms reach the cap
+    moments = seeds * config.condition_curves * sum(n * n for n in config.condition_ns) / 1_500
+    return 800 * steps + 3 * seeds * config.batch_size * products / 4e4 + extension + moments
+
+
 EXPERIMENT = Experiment(
     name="conditioning",
     section="§4",
@@ -422,6 +432,7 @@ EXPERIMENT = Experiment(
         "paper": {},
     },
     seeds={"quick": 2, "default": 3, "paper": 5},
+    work=work,
     run=run,
     figures=figures,
     claims=CLAIMS,

@@ -445,6 +445,15 @@ def figures(config: EndToEndConfig, result: dict) -> dict:
     return {"accuracy": fig1, "snr": fig2}
 
 
+def work(config: EndToEndConfig, seeds: int) -> float:
+    """Cost model units: pixels of image passes: training (3x a forward), test evaluations, SNR."""
+    steps = config.e2e_steps + config.dec_steps
+    per_k = seeds * (3 * steps * config.batch_size
+                     + (steps / config.eval_every + 2) * config.test_size)
+    snr = config.snr_inits * config.snr_samples * max(config.ks)
+    return config.image_size**2 * (sum(config.ks) * per_k + snr)
+
+
 EXPERIMENT = Experiment(
     name="end_to_end",
     section="§3.1",
@@ -461,6 +470,7 @@ EXPERIMENT = Experiment(
         "paper": {},
     },
     seeds={"quick": 1, "default": 2, "paper": 3},
+    work=work,
     run=run,
     figures=figures,
     claims=CLAIMS,

@@ -334,6 +334,14 @@ def figures(config: FlatActivationConfig, result: dict) -> dict:
     return {"links": fig1, "loss": fig2, "guarantee": fig3}
 
 
+def work(config: FlatActivationConfig, seeds: int) -> float:
+    """Cost model units: µs (fitted at default): steps (300 + 8 ns an input), MLP arithmetic."""
+    steps = 3 * config.steps + config.forward_steps + 2 * sum(config.guarantee_steps)
+    draw = 300 + seeds * config.batch_size * config.d / 125
+    mlps = 6 * config.steps * seeds * config.batch_size * (100 * config.d + 20_100) / 3.4e4
+    return steps * draw + mlps
+
+
 EXPERIMENT = Experiment(
     name="flat_activation",
     section="§5",
@@ -347,6 +355,7 @@ EXPERIMENT = Experiment(
         "paper": {},
     },
     seeds={"quick": 3, "default": 5, "paper": 8},
+    work=work,
     run=run,
     figures=figures,
     claims=CLAIMS,

@@ -410,6 +410,19 @@ def figures(config: ParityConfig, result: dict) -> dict:
     return {"accuracy": fig1, "gradient_variance": fig2, "linear_periodic": fig3}
 
 
+def work(config: ParityConfig, seeds: int) -> float:
+    """Cost model units: multiply-adds of SGD (+6e6 a step) and of the variance measurements."""
+    def size(d: int) -> int:  # parameters of the width_factor·d net on d inputs
+        return config.width_factor * d * (d + 2)
+    sgd = sum(config.steps_for(d) * (6e6 + 3 * seeds * config.batch_size * size(d))
+              for d in config.dims)
+    exact = sum(9 * 2**d * (d + config.sampled_repeats) * size(d)  # float64 transform: 9x a unit
+                for d in config.variance_dims)
+    floor = sum(config.floor_inputs * config.sampled_targets * size(d) for d in config.floor_dims)
+    periodic = config.periodic_inputs * len(config.periodic_radii) * config.periodic_directions
+    return sgd + seeds * (exact + floor + periodic * size(config.periodic_dim))
+
+
 EXPERIMENT = Experiment(
     name="parity",
     section="§2",
@@ -425,6 +438,7 @@ EXPERIMENT = Experiment(
                         periodic_directions=50, periodic_inputs=2**14),
         "paper": {},
     },
+    work=work,
     run=run,
     figures=figures,
     claims=CLAIMS,

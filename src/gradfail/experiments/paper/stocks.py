@@ -331,6 +331,13 @@ def figures(config: StocksConfig, result: dict) -> dict:
     return out
 
 
+def work(config: StocksConfig, seeds: int) -> float:
+    """Cost model units: elements: Adam over seeds·d·k weights a step (+4e5), variance x70."""
+    runs = sum(2 * len(placements(config, k)) * (4e5 + seeds * k * (config.d + config.batch_size))
+               for k in config.ks)
+    return config.steps * runs + 70 * seeds * config.variance_samples * sum(config.ks)
+
+
 EXPERIMENT = Experiment(
     name="stocks",
     section="§3.2",
@@ -343,6 +350,7 @@ EXPERIMENT = Experiment(
         "paper": {},
     },
     seeds={"quick": 2, "default": 8, "paper": 8},
+    work=work,
     run=run,
     figures=figures,
     claims=CLAIMS,
