@@ -72,3 +72,16 @@ def test_a_corrupt_store_is_refused_and_left_as_it_was(tmp_path):
     done = gradfail_cli("run", "parity", "--scale", "quick", "--store", str(store))
     assert done.returncode == 2 and "not a gradfail store" in done.stderr
     assert store.read_text() == "not a database"
+
+
+def test_every_argument_of_every_command_explains_itself():
+    import argparse
+
+    from gradfail.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    silent = [f"{name} {action.dest}" for name, sub in commands.items()
+              for action in sub._actions
+              if not action.help and not isinstance(action, argparse._HelpAction)]
+    assert silent == []
+    assert "default: results/gradfail.sqlite" in " ".join(commands["runs"].format_help().split())

@@ -61,17 +61,22 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     def add_store(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--store", default=str(DEFAULT_PATH), help="results store (SQLite)")
+        sub.add_argument("--store", default=str(DEFAULT_PATH),
+                         help="results store, one SQLite file (default: %(default)s)")
 
     def add_json(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
     def add_execution(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--scale", choices=SCALES, default="default")
+        sub.add_argument("--scale", choices=SCALES, default="default", help="quick (seconds, "
+                         "for tests), default (minutes) or paper (the published budgets); "
+                         "default: %(default)s")
         sub.add_argument("--seeds", type=positive_int, help="seeds trained together (default: "
                          "the experiment's for the scale)")
-        sub.add_argument("--seed", type=int, default=0, help="first seed")
-        sub.add_argument("--device", default="cpu", help="cpu or cuda")
+        sub.add_argument("--seed", type=int, default=0, help="base seed: every seed of a run "
+                         "is drawn from it (default: %(default)s)")
+        sub.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N "
+                         "(default: %(default)s)")
         sub.add_argument("--backend", choices=("local", "ray"), default="local",
                          help="run here (default) or send each run to a Ray task")
         sub.add_argument("--ray-address", help="join this Ray cluster (host:port) instead of "
@@ -90,7 +95,7 @@ def build_parser() -> Parser:
 
     add_json(commands.add_parser("list", help="the catalogue of experiments"))
     run = commands.add_parser("run", help="run one experiment and store it")
-    run.add_argument("name")
+    run.add_argument("name", help="the experiment (see `gradfail list`)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="change a config setting (repeatable); values are JSON or a,b,c")
     add_execution(run)
@@ -126,7 +131,8 @@ def build_parser() -> Parser:
     doctor.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
                         help="benchmark programs run side by side, one thread each "
                         "(default: the machine's cores)")
-    doctor.add_argument("--seeds", type=positive_int, default=2, help="zoo seeds per case")
+    doctor.add_argument("--seeds", type=positive_int, default=2, help="zoo seeds per case "
+                        "(default: %(default)s)")
     doctor.add_argument("--first-seed", type=int, default=0, help="the zoo's first seed "
                         "(the thresholds were set on seeds 0-2; 3 and on are held out)")
     doctor.add_argument("--log-to", action="append", metavar="tensorboard:DIR|mlflow:URI",
