@@ -45,12 +45,12 @@ class ServerActor:
                  checkpoint: str | None = None, every: int = 50):
         self.checkpoint, self.every, self.limit = checkpoint, every, limit
         self.logic = ServerLogic(torch.from_numpy(np.array(params)), rule, lr, dc_lambda)
-        self.restored = False
+        self.restored, self.restored_from = False, None
         if checkpoint and Path(checkpoint).exists():
             saved = np.load(checkpoint)
             self.logic.restore(torch.from_numpy(saved["params"]), int(saved["version"]),
                                saved["staleness"].tolist())
-            self.restored = True
+            self.restored, self.restored_from = True, int(saved["version"])
 
     def read(self) -> tuple[np.ndarray, int, int]:
         """(parameters, version, this server's pid: a restarted server has a new one)."""
@@ -70,7 +70,8 @@ class ServerActor:
 
     def state(self) -> dict:
         return {"version": self.logic.version, "staleness": self.logic.staleness,
-                "restored": self.restored, "pid": os.getpid()}
+                "restored": self.restored, "restored_from": self.restored_from,
+                "pid": os.getpid()}
 
 
 class WorkerActor:
@@ -196,8 +197,9 @@ class Coordinator:
             return False
         self.gradients += 1
         if report["server"] != self.server_pid:  # the first report from a restarted server
+            restored = self.ray.get(self.server.state.remote())["restored_from"]
             self.events.append(f"server died after version {self.version}; restarted from "
-                               f"its checkpoint at version {report['version']}")
+                               f"its checkpoint at version {restored}")
             self.server_pid, self.version = report["server"], report["version"]
         self.lost += report["lost"]
         self.version = max(self.version, report["version"])
