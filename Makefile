@@ -11,7 +11,7 @@ SCALE  ?= default
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,ray,integrations]'
+	$(PY) -m pip install -q -e '.[dev,ray,integrations,export]'
 	touch $(STAMP)
 
 reproduce: $(STAMP)

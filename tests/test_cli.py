@@ -85,3 +85,12 @@ def test_every_argument_of_every_command_explains_itself():
               if not action.help and not isinstance(action, argparse._HelpAction)]
     assert silent == []
     assert "default: results/gradfail.sqlite" in " ".join(commands["runs"].format_help().split())
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    import subprocess
+    import sys
+
+    piped = subprocess.run(f"{sys.executable} -m gradfail.cli list --json | head -c 10",
+                           shell=True, capture_output=True, text=True)
+    assert piped.stdout == '[\n  {\n    ' and "Traceback" not in piped.stderr

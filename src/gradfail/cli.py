@@ -117,6 +117,20 @@ def build_parser() -> Parser:
                         "claims, then sanity checks), as the README shows them")
     add_store(claims)
     add_json(claims)
+    show = commands.add_parser("show", help="everything about one experiment, without running "
+                               "it: description, settings at each scale, seeds, claims")
+    show.add_argument("name", help="the experiment (see `gradfail list`)")
+    add_json(show)
+    export = commands.add_parser("export", help="the store as three tidy tables (runs, claims, "
+                                 "metrics) for pandas, polars or DuckDB")
+    export.add_argument("--format", choices=("csv", "parquet", "json"), default="csv",
+                        help="csv, parquet (needs pip install 'gradfail[export]') or json (JSON "
+                        "Lines, one object a row: runs.jsonl...); default: %(default)s")
+    export.add_argument("--out", required=True, metavar="DIR", help="folder for runs, claims "
+                        "and metrics files (created if missing; existing files are never "
+                        "overwritten)")
+    add_store(export)
+    add_json(export)
     doctor = commands.add_parser("doctor", help="run a training script under the doctor, or "
                                  "validate the doctor on the failure zoo (--zoo)")
     doctor.add_argument("script", nargs="?", help="a Python training script")
@@ -159,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gradfail: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `gradfail ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -341,72 +358,32 @@ def cmd_claims(args) -> int:
     return 0
 
 
+def cmd_show(args) -> int:
+    from gradfail import registry
+    from gradfail.show import describe, print_description
+
+    found = describe(registry.get(args.name))
+    (print_json if args.json else print_description)(found)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from gradfail.export import export, print_written
+
+    written = export(args.store, args.out, args.format)
+    (print_json if args.json else print_written)(written)
+    return 0
 
 
 def cmd_doctor(args) -> int:
-    if args.zoo:
-        return doctor_zoo(args)
-    if args.bench:
-        return doctor_bench(args)
-    if not args.script:
-        raise GradfailError("name a training script, or --zoo")
-    from rich.console import Console
+    from gradfail.doctor.commands import doctor_command
 
-    from gradfail.doctor.loggers import defaults, destinations
-    from gradfail.doctor.script import run_script
-    from gradfail.store import Store
-
-    log_to = destinations(args.log_to)  # a bad one is a one-line error before anything runs
-    store = Store(args.store)
-    with defaults(live=True, log_to=log_to):  # every doctor the script's optimizers get
-        doctors, wall_s = run_script(args.script, args.script_args, quiet_stdout=args.json)
-    for doctor in doctors:
-        doctor.report(store=store, console=Console(stderr=args.json))
-    if args.json:
-        print_json({"doctors": [doctor.summary() for doctor in doctors], "wall_s": wall_s})
-    return 0
-
-
-def doctor_bench(args) -> int:
-    from gradfail.doctor import bench
-    from gradfail.doctor.bench.scoring import score
-    from gradfail.doctor.bench.tables import print_bench
-    from gradfail.runner import progress_bars
-
-    chosen = bench.programs(args.split)
-    with progress_bars(enabled=sys.stderr.isatty() and not args.json) as progress:
-        outcomes = bench.evaluate_all(chosen, args.jobs, progress.task(
-            f"the doctor on the benchmark ({args.split})", len(chosen)))
-    scores = score(outcomes)
-    if args.json:
-        print_json(scores)
-        return 0
-    wide = console()
-    wide.width = max(wide.width, 140)
-    print_bench(scores, f"The doctor's benchmark, {args.split} split ({len(chosen)} programs)",
-                wide)
-    return 0
-
-
-def doctor_zoo(args) -> int:
-    from gradfail.doctor import zoo
-    from gradfail.doctor.bench.tables import print_zoo
-    from gradfail.runner import progress_bars
-
-    with progress_bars(enabled=sys.stdout.isatty() and not args.json) as progress:
-        scores = zoo.validate(args.seeds, first_seed=args.first_seed, progress=progress.task(
-            "the doctor on the failure zoo", len(zoo.CASES) * args.seeds))
-    if args.json:
-        print_json(scores)
-        return 0
-    wide = console()
-    wide.width = max(wide.width, 110)  # the matrix's ten columns, even in a pipe
-    print_zoo(scores, f"seeds {args.first_seed}-{args.first_seed + args.seeds - 1}", wide)
-    return 0
+    return doctor_command(args)
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "reproduce": cmd_reproduce, "runs": cmd_runs,
-            "report": cmd_report, "claims": cmd_claims, "doctor": cmd_doctor}
+            "report": cmd_report, "claims": cmd_claims, "show": cmd_show, "export": cmd_export,
+            "doctor": cmd_doctor}
 
 
 if __name__ == "__main__":

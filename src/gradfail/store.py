@@ -447,6 +447,15 @@ class Store:
             (run_id, series),
         ).fetchall()
 
+    def metric_rows(self, run_id: int | None = None) -> list[tuple]:
+        """Every stored metric point, of all runs or of one: (run_id, part, series, step,
+        seed_index, value) rows in the order they were stored."""
+        return self._db.execute(
+            "SELECT run_id, part, series, step, seed_index, value FROM metrics"
+            + ("" if run_id is None else " WHERE run_id=?") + " ORDER BY run_id, rowid",
+            () if run_id is None else (run_id,),
+        ).fetchall()
+
 
 def store_error(path: Path, error: sqlite3.OperationalError) -> str:
     """One line for SQLite's operational errors (a lock held too long, a read-only file)."""
