@@ -63,3 +63,16 @@ def test_the_identities_only_a_bug_can_break_are_sanity_checks():
         "optimality_gap", "async_sgd", "three_node", "flat_activation"}
     assert all(c.kind in ("empirical", "sanity") for e in registry.experiments().values()
                for c in e.claims)
+
+
+def test_a_failing_claim_carries_its_experiments_account_and_an_inconclusive_one_its_cause():
+    from gradfail.registry import verdict_reason
+
+    claim = {"name": "skipping saves wall time", "verdict": "fails"}
+    assert verdict_reason("skip_flat", claim).startswith("a finding: gathering the patches")
+    assert verdict_reason("parity", {"name": "d=5 is learned", "verdict": "fails"}) == (
+        "no account recorded: the measured values are the result")
+    assert verdict_reason("parity", {"name": "x", "verdict": "inconclusive", "stable": False}) == (
+        "the two disjoint seed sets disagree")
+    assert "straddles" in verdict_reason("parity", {"name": "x", "verdict": "inconclusive"})
+    assert verdict_reason("parity", {"name": "x", "verdict": "holds"}) == ""

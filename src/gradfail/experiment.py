@@ -214,6 +214,9 @@ class Claim:
     check: Callable[[Any, dict], Check]
     kind: ClaimKind = "empirical"
     test: str = ""
+    # one line on why the claim fails where it does (a finding, the budget, or a known setup
+    # difference), shown beside a `fails` verdict; written from the runs, it changes no verdict
+    if_fails: str = ""
 
     def evaluate(self, config: Config, result: dict) -> dict:
         check = self.check(config, result)

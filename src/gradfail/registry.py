@@ -57,3 +57,17 @@ def get(name: str) -> Experiment:
     raise UnknownExperiment(
         f"unknown experiment {name!r}{hint} (known: {', '.join(known)})"
     )
+
+
+def verdict_reason(experiment: str, claim: dict) -> str:
+    """One line on why a stored claim fails (its experiment's own account, `Claim.if_fails`) or
+    is inconclusive; "" for the other verdicts."""
+    if claim["verdict"] == "fails":
+        found = experiments().get(experiment)
+        account = next((c.if_fails for c in found.claims if c.name == claim["name"]),
+                       "") if found else ""
+        return account or "no account recorded: the measured values are the result"
+    if claim["verdict"] == "inconclusive":
+        return ("the two disjoint seed sets disagree" if claim.get("stable") is False
+                else "its interval straddles the claim's threshold")
+    return ""

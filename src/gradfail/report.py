@@ -156,7 +156,8 @@ def section(run: dict, out_dir: Path) -> dict:
         "description": [markdown(p) for p in about.get("description", [])],
         "figures": figures,
         "counts": claim_counts(run["claims"]),
-        "empirical": [c for c in run["claims"] if not is_sanity(c)],
+        "empirical": [c | {"why": registry.verdict_reason(run["experiment"], c)}
+                      for c in run["claims"] if not is_sanity(c)],
         "sanity": [c for c in run["claims"] if is_sanity(c)],
         "command": about.get("command", f"gradfail run {run['experiment']} --scale "
                                         f"{run['scale']}"),
@@ -220,7 +221,9 @@ def needs_attention(sections: list[dict]) -> list[dict]:
                                          if c["verdict"] == "fails"]
         lines += [where | {"kind": claim["kind"], "claim": claim["name"],
                            "paper": shorten(claim["paper"], 100),
-                           "measured": shorten(claim["detail"]), "verdict": verdict}
+                           "measured": shorten(claim["detail"]), "verdict": verdict,
+                           "why": "" if claim["kind"] == "sanity" else registry.verdict_reason(
+                               s["run"]["experiment"], claim)}
                   for claim, verdict in flagged]
     return lines
 

@@ -61,8 +61,14 @@ def markdown_claims(runs: list[dict]) -> str:
             claim.get("stable"), "")
 
     lines = ["| experiment | claim | paper | measured | verdict |", "|---|---|---|---|---|"]
+    from gradfail.registry import verdict_reason
+
+    def why(run: dict, claim: dict) -> str:
+        return f": {cell(verdict_reason(run['experiment'], claim))}" if claim[
+            "verdict"] == "fails" else ""
+
     lines += [f"| `{run['experiment']}` | {cell(c['name'])} | {cell(c['paper'])} | "
-              f"{cell(c['detail'])} | **{c['verdict']}**{stability(c)} |"
+              f"{cell(c['detail'])} | **{c['verdict']}**{stability(c)}{why(run, c)} |"
               for run in runs for c in run["claims"] if not is_sanity(c)]
     lines += ["", "| experiment | sanity check | what must hold | measured | result |",
               "|---|---|---|---|---|"]

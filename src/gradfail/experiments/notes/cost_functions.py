@@ -300,7 +300,9 @@ CLAIMS = (
           test="Spearman's ρ between test sparsity and test gap over settings × seeds at the "
                "smallest size; 95% percentile bootstrap interval resampling whole settings "
                "(a setting's seeds are one cluster); holds when it lies at or below 0, fails "
-               "when it lies above"),
+               "when it lies above",
+          if_fails="a finding: in these autoencoders the sparser codes go with the larger "
+                   "generalisation gap, the opposite of the link the notes ask about"),
     Claim("sparse codes help a linear classifier", "a motivation of the sparse autoencoder: "
           "sparse features are easier to read out", "at the largest size, the sparsity-"
           "penalised codes best on validation classify the test half better than the "
