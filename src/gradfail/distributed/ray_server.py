@@ -206,8 +206,10 @@ class Coordinator:
         return True
 
     def ask_next(self, w: int) -> None:
-        """Ask worker `w` again, injecting the fault due at this version, if any."""
-        kill = self.faults.pop(self.version, None)
+        """Ask worker `w` again, injecting the first fault now due, if any (reports can arrive
+        out of order, so a fault is due once the version has reached it)."""
+        due = min((version for version in self.faults if version <= self.version), default=None)
+        kill = None if due is None else self.faults.pop(due)
         self.ask(w, kill == "worker")
         if kill == "server":
             self.ray.kill(self.server, no_restart=False)
