@@ -109,6 +109,8 @@ def build_parser() -> Parser:
     report = commands.add_parser("report", help="write the HTML report of what is stored")
     add_store(report)
     report.add_argument("--out", help="report folder (default: beside the store, report/)")
+    report.add_argument("--compare", metavar="OTHER", help="another store (other scale, device "
+                        "or seeds) set beside this one claim by claim, the differences marked")
     claims = commands.add_parser("claims", help="the claims of each experiment's latest run")
     claims.add_argument("--experiment", metavar="NAME", help="only this experiment's claims")
     claims.add_argument("--failing", action="store_true", help="only the empirical claims that "
@@ -318,8 +320,11 @@ def write_report(args) -> str:
     from gradfail.report import write_report as render
     from gradfail.store import Store
 
-    store = Store(args.store, readonly=True)
-    return str(render(store, args.out or store.path.parent / "report"))
+    store, other = Store(args.store, readonly=True), getattr(args, "compare", None)
+    if other is not None and not os.path.exists(other):
+        raise ConfigError(f"--compare: no store at {other}")
+    return str(render(store, args.out or store.path.parent / "report",
+                      other and Store(other, readonly=True)))
 
 
 def cmd_report(args) -> int:

@@ -6,7 +6,8 @@ copied beside it under `figures/`; no network resources and no JavaScript. Faile
 runs are shown as such. The report reads only the store. At a glance: what needs attention first
 (claims that fail or are inconclusive, broken sanity checks, runs that did not finish), a table
 of contents grouped by the experiments' packages, descriptions rendered from Markdown (backticks
-as code, `$...$` as MathML, no raw HTML, links or emphasis).
+as code, `$...$` as MathML, no raw HTML, links or emphasis). With another store
+(`gradfail report --compare OTHER`, `gradfail.compare`), the two side by side claim by claim.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from markupsafe import Markup, escape
 
 import gradfail
 from gradfail import registry
+from gradfail.compare import comparison
 from gradfail.experiment import (
     SCALES,
     claim_counts,
@@ -215,7 +217,7 @@ def needs_attention(sections: list[dict]) -> list[dict]:
         if s["run"]["status"] != "done":
             lines.append(where | {"kind": "run", "claim": f"the run {s['run']['status']}",
                                   "paper": "", "measured": shorten(s["run"]["error"]),
-                                  "verdict": s["run"]["status"]})
+                                  "verdict": s["run"]["status"], "why": ""})
         flagged = [(c, c["verdict"]) for c in s["empirical"] if c["verdict"] in (
             "fails", "inconclusive")] + [(c, "broken: a bug") for c in s["sanity"]
                                          if c["verdict"] == "fails"]
@@ -261,8 +263,9 @@ def contents(sections: list[dict], sessions: list[dict], attention: list[dict]) 
     return list(groups.values())
 
 
-def write_report(store: Store, out_dir: str | Path) -> Path:
-    """Render the report of `store` into `out_dir`; returns the path of index.html."""
+def write_report(store: Store, out_dir: str | Path, compare_with: Store | None = None) -> Path:
+    """Render the report of `store` into `out_dir`; returns the path of index.html. With
+    `compare_with`, another store's latest runs are set beside this one's, claim by claim."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise StoreError(f"cannot write the report into {out_dir}: it is a file")
@@ -272,7 +275,10 @@ def write_report(store: Store, out_dir: str | Path) -> Path:
         raise StoreError(f"cannot write the report into {out_dir}: {error.strerror}") from None
     if not os.access(out_dir, os.W_OK) or not os.access(out_dir / "figures", os.W_OK):
         raise StoreError(f"cannot write the report into {out_dir}: permission denied")
-    sections = [section(run, out_dir) for run in latest_runs(store)]
+    runs = latest_runs(store)
+    sections = [section(run, out_dir) for run in runs]
+    compared = None if compare_with is None else comparison(
+        store.path, runs, compare_with.path, latest_runs(compare_with))
     sessions = [doctor_session(s) for s in store.doctor_sessions()]
     attention = needs_attention(sections)
     environment = jinja2.Environment(
@@ -281,7 +287,7 @@ def write_report(store: Store, out_dir: str | Path) -> Path:
     html = environment.get_template("report.html.j2").render(
         sections=sections, store=str(store.path), version=gradfail.__version__,
         sessions=sessions, attention=attention, toc=contents(sections, sessions, attention),
-        provisional=provisional_scales(sections),
+        provisional=provisional_scales(sections), compared=compared,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         totals=claim_counts([c for s in sections for c in s["run"]["claims"]]),
         sanity=sanity_totals([c for s in sections for c in s["sanity"]]))

@@ -252,8 +252,11 @@ def snr_at_init(config: EndToEndConfig, init: int, ctx: RunContext) -> dict:
 def run(config: EndToEndConfig, ctx: RunContext) -> dict:
     training = [ctx.part(f"train k={k} {scheme}", lambda k=k, s=scheme: train(config, k, s, ctx))
                 for k in config.ks for scheme in SCHEMES]
-    snr = [ctx.part(f"snr init {i}", lambda i=i: snr_at_init(config, i, ctx))
-           for i in range(config.snr_inits)]
+    snr = []
+    with ctx.track("end_to_end: gradient SNR at init", config.snr_inits) as advance:
+        for i in range(config.snr_inits):
+            snr.append(ctx.part(f"snr init {i}", lambda i=i: snr_at_init(config, i, ctx)))
+            advance(1)
     return {"training": training, "snr": snr}
 
 
