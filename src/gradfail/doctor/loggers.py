@@ -327,6 +327,15 @@ class Speaker:
 
 
 # -- what the trainer integrations share (gradfail.doctor.lightning, .transformers) -----------
+def callback_settings(abort_on, log_to, on_verdict, live: bool, options: dict
+                      ) -> tuple[dict, list]:
+    """A framework callback's settings, checked now rather than mid-training: the options its
+    doctors get and the extra destinations as a list."""
+    verdict_names(abort_on), destinations(log_to)  # a bad name is a one-line error here
+    doctor_options = dict(abort_on=abort_on, on_verdict=on_verdict, live=live, **options)
+    return doctor_options, [] if log_to is None else [log_to] if isinstance(log_to, str) else log_to
+
+
 def supported(framework: str, version: str, lowest: tuple[int, int], below: tuple[int, int],
               base: type, hooks: tuple[str, ...]) -> bool:
     """Whether a trainer's version is in [lowest, below) and its callback class has the hooks

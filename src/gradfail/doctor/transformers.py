@@ -45,9 +45,8 @@ class DoctorCallback(TrainerCallback):
 
     def __init__(self, *, abort_on=(), log_to=None, on_verdict=None, live: bool = True,
                  report: bool = True, **options):
-        loggers.verdict_names(abort_on), loggers.destinations(log_to)  # errors now, not later
-        self.options = dict(abort_on=abort_on, on_verdict=on_verdict, live=live, **options)
-        self.log_to = [] if log_to is None else [log_to] if isinstance(log_to, str) else log_to
+        self.options, self.log_to = loggers.callback_settings(abort_on, log_to, on_verdict,
+                                                              live, options)
         self.report = report
         self.doctor: Doctor | None = None
         self.stopped: DoctorAbort | None = None  # the verdict that stopped training
