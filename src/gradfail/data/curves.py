@@ -1,4 +1,4 @@
-"""Piecewise-linear curves and their kink encodings (paper §4.1; spec §3.1).
+"""Piecewise-linear curves and their kink encodings (paper §4.1; the authors' `PWL_fail1.py`).
 
 A curve with k kinks is f(x) = Σ_i a_i·[x − θ_i + 1]_+ on x = 0 … n−1, i.e. f = W p with the
 sparse kink vector p (p_θ = a) and the lower-triangular ramp matrix W_xj = [x − j + 1]_+.
@@ -105,7 +105,7 @@ def convolve(f: torch.Tensor, taps: torch.Tensor, transform: torch.Tensor | None
 def relative_errors(reconstructed: torch.Tensor, f: torch.Tensor,
                     kinks: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
     """Per seed: mean over curves of RMSE / range, and of the largest |error| / range at the
-    kinks (`kinks`: a mask of kink positions; everywhere when None) (spec §3.3)."""
+    kinks (`kinks`: a mask of kink positions; everywhere when None), as gradfail reads Figure 6."""
     scale = (f.amax(-1) - f.amin(-1)).clamp_min(1e-12)
     error = (reconstructed - f).abs()
     at_kinks = error if kinks is None else error * kinks

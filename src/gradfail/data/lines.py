@@ -1,4 +1,4 @@
-"""k-tuples of one-pixel line images with a parity label (paper §3.1; spec §2.1).
+"""k-tuples of one-pixel line images with a parity label (paper §3.1; the authors' code).
 
 A line has an angle θ ~ U[0, π), a length l ~ U(5, size − 5) and a centre ~ U(0, size)²
 (continuous, as in the code; the paper writes U[0, 27]²). It is drawn by setting, for
@@ -6,7 +6,7 @@ s = 0 … ⌊l/2⌋ − 1 and both signs, the pixel at trunc(centre ± s·(cos �
 toward zero as the code's `int()`; the cos component is the row. Points outside are dropped.
 An image's label is +1 iff θ < π/2; a tuple's label is the product of its k image labels.
 
-Pools hold line parameters, not images (spec §2.1: 500k float32 tuples would be gigabytes);
+Pools hold line parameters, not images (the authors' 500k float32 tuples would be gigabytes);
 images are rasterised on demand for each batch, all lines at once.
 """
 

@@ -1,4 +1,4 @@
-"""Parities of random subsets of ±1 bits (paper §2; spec §1.1).
+"""Parities of random subsets of ±1 bits (paper §2; the authors' `parity.py`).
 
 Inputs are i.i.d. fair ±1 bits (mean zero, as the paper's code uses), the target subset v* is
 uniformly random (each coordinate in with probability ½, so |v*| ~ Bin(d, ½)) unless a size is

@@ -1,6 +1,6 @@
 """The parameter server's core, with no engine: flat parameters, a version counter, a ring buffer
-of recent versions and the update rules (spec `async_sgd_anchors.md` §4). The simulator
-(`simulator`) and the Ray actors (`ray_server`) both drive it.
+of recent versions and the update rules. The simulator (`simulator`)
+and the Ray actors (`ray_server`) both drive it.
 
 The server holds the flat parameters (one row per seed: seeds train as a batch under one shared
 schedule of delays), a version counter and a ring buffer of recent versions. Workers get the

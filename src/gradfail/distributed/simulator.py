@@ -1,7 +1,6 @@
 """A deterministic event-driven simulator of asynchronous SGD around `ServerLogic`: seeded
-compute-time models, Downpour / n-softsync, synchronous SGD with backup workers, a fixed delay
-(spec `async_sgd_anchors.md` §4); and `Quadratic`, a picklable gradient for tests and
-benchmarks on real workers."""
+compute-time models, Downpour / n-softsync, synchronous SGD with backup workers, a fixed delay;
+and `Quadratic`, a picklable gradient for tests and benchmarks on real workers."""
 
 from __future__ import annotations
 

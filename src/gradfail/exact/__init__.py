@@ -6,9 +6,8 @@ unit's state. Every program here is solved by HiGHS through `scipy.optimize.milp
 stops at its time limit returns the best network found with the solver's proven lower bound and
 is marked not certified: a bound is never reported as an optimum.
 
-The certified class is always a box: every first-layer weight and bias in [−B, B] (spec
-`exact_depth_anchors.md` §A.4; training is ∃ℝ-complete, so only a bounded class can be
-certified, Abrahamsen et al. 2021).
+The certified class is always a box: every first-layer weight and bias in [−B, B] (training is
+∃ℝ-complete, so only a bounded class can be certified, Abrahamsen et al. 2021).
 
 `program` builds and solves the (MI)LPs, `threshold` trains threshold units (one unit, the
 3-node network), `relu` certifies small ReLU networks."""

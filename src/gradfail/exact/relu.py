@@ -1,5 +1,5 @@
-"""One-hidden-layer ReLU networks certified by a MILP over their sign patterns (spec
-`exact_depth_anchors.md` §A.3–§A.6; Arora et al. 2018), with a brute-force twin for tests."""
+"""One-hidden-layer ReLU networks certified by a MILP over their sign patterns (Arora et al.
+2018), with a brute-force twin for tests."""
 
 from __future__ import annotations
 
@@ -55,13 +55,13 @@ def check_relu_problem(x, targets, width: int, loss: str) -> tuple[np.ndarray, n
 
 def sign_patterns(width: int) -> list[np.ndarray]:
     """Output signs s with p positive units first, p = width … 0: units are interchangeable,
-    so these width + 1 patterns cover every network (positive homogeneity, spec §A.4.1)."""
+    so these width + 1 patterns cover every network (positive homogeneity)."""
     return [np.array([1.0] * p + [-1.0] * (width - p)) for p in range(width, -1, -1)]
 
 
 def relu_program(x: np.ndarray, targets: np.ndarray, signs: np.ndarray, loss: str, box: float,
                  pattern: np.ndarray | None = None) -> tuple[Program, dict]:
-    """The MILP of spec §A.4.1 for fixed output signs: h_nj = relu(w_j·x_n + b_j) by big-M
+    """The sign-pattern MILP for fixed output signs: h_nj = relu(w_j·x_n + b_j) by big-M
     rows with a binary a_nj per (point, unit), or, given an activation `pattern`, the LP in
     which a is fixed to it (Arora et al. 2018's view: the pattern fixed, training is convex)."""
     n, d = x.shape

@@ -19,7 +19,8 @@ from torch import nn
 
 def truncated_normal(shape: tuple[int, ...], std: float, generator: torch.Generator,
                      device: torch.device) -> torch.Tensor:
-    """TF's truncated normal: N(0, std²) redrawn beyond ±2 std (spec §0: every Affine layer)."""
+    """TF's truncated normal: N(0, std²) redrawn beyond ±2 std (the authors' code: every
+    Affine layer)."""
     tensor = torch.empty(shape, device=device)
     return nn.init.trunc_normal_(tensor, 0.0, std, -2 * std, 2 * std, generator=generator)
 
@@ -109,8 +110,8 @@ class TFAdam(torch.optim.Adam):
 
 def paper_adam(params, lr: float, betas=(0.9, 0.99), eps: float = 1e-5,
                placement: str = "torch") -> torch.optim.Adam:
-    """Adam with the paper's β1 0.9, β2 0.99, ε 1e-5 (spec §0), ε on the corrected √v̂
-    (`placement` "torch") or on the uncorrected √v as the paper's TensorFlow code ("tf"); fused
+    """Adam with the paper's β1 0.9, β2 0.99, ε 1e-5 (the authors' code), ε on the corrected
+    √v̂ (`placement` "torch") or on the uncorrected √v as the paper's TensorFlow code ("tf"); fused
     where torch supports it (one pass over the moments instead of several; 8x faster for
     large sparse-touched W)."""
     optimiser = {"tf": TFAdam, "torch": torch.optim.Adam}[placement]

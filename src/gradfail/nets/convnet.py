@@ -1,6 +1,6 @@
 """One convolutional layer, ReLU and a linear read-out, with a leading seed axis.
 
-The small image network of the notes' open questions (issue 11): its first layer is a
+The small image network of the notes' open questions: its first layer is a
 convolution (one filter bank shared by every position) or locally connected (one bank per
 position), both by unfold + einsum with no loop over positions. Seeds train as a batch of
 independent models: images (seeds, batch, side, side) -> logits (seeds, batch, classes).

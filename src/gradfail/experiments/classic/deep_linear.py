@@ -1,7 +1,7 @@
 """Deep linear networks: plateaus, depth and the initialisation that removes them.
 
 Saxe, McClelland & Ganguli 2013/14, "Exact solutions to the nonlinear dynamics of learning in
-deep linear neural networks"; spec anchor B2. A linear teacher T = U·diag(s)·Vᵀ (n × n, s from
+deep linear neural networks". A linear teacher T = U·diag(s)·Vᵀ (n × n, s from
 3 down to 0.3) is learned by W = W_N ⋯ W_1 with full-batch gradient descent. On whitened inputs
 (Σ_xx = I) the mean squared error is exactly ½‖T − W‖²_F, so that is the loss trained here.
 
@@ -241,8 +241,8 @@ def check_orthogonal(config: DeepLinearConfig, result: dict) -> Check:
                                  "reaching the criterion there")
     best_lrs = [np.median([lr for lr in run["best_scaled_lr"]["orthogonal"] if lr is not None]
                           or [np.nan]) for run in result["depths"]]
-    edge = (" (the grid's largest at every depth: the best lr may lie beyond it; spec B2 also "
-            "saw 18 → 171 steps from depth 2 to 32)" if all(
+    edge = (" (the grid's largest at every depth: the best lr may lie beyond it; gradfail's "
+            "earlier measurement saw 18 → 171 steps from depth 2 to 32)" if all(
                 lr == max(config.scaled_lrs) for lr in best_lrs) else "")
     return Check.at_most(mean_interval(ratios), math.log10(2),
                          f"{times_by_depth(config, result, 'orthogonal')}; best lr × depth "

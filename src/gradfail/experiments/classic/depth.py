@@ -2,7 +2,7 @@
 
 Glorot & Bengio 2010 (per-layer gradients, saturating sigmoids, normalised init); He et al.
 2015 (N(0, 2/n) for ReLU); Ioffe & Szegedy 2015 (batch norm); He et al. 2016 (residual
-connections); spec anchors B1, B4, B5. MLPs on scikit-learn's digits, 2 to 64 layers deep:
+connections). MLPs on scikit-learn's digits, 2 to 64 layers deep:
 
 - at initialisation, the norm of each layer's weight gradient, and the ratio first/last layer
   against depth, for sigmoid, tanh and ReLU under five inits, plain, with batch norm, residual,
@@ -54,7 +54,7 @@ TRAINED = [Net(activation="sigmoid", init="normal"), Net(activation="sigmoid", i
 
 
 class DepthConfig(Config):
-    """Depths and width follow the issue (2..64) and spec B1 (width 64–500 there)."""
+    """Depths (2..64) and width are ours (the planned widths were 64–500)."""
 
     width: PositiveInt = Field(128, description="hidden units per layer")
     init_depths: list[PositiveInt] = Field([2, 4, 8, 16, 32, 64], min_length=2,

@@ -1,7 +1,7 @@
 """Exploding gradients in time: the vanilla RNN, its cliffs, and gradient-norm clipping.
 
-Pascanu, Mikolov & Bengio 2013, "On the difficulty of training recurrent neural networks";
-spec anchor B6. For h_t = tanh(W·h_(t−1) + U·x_t + b) with W = ρ·(orthogonal), |tanh'| ≤ 1:
+Pascanu, Mikolov & Bengio 2013, "On the difficulty of training recurrent neural networks".
+For h_t = tanh(W·h_(t−1) + U·x_t + b) with W = ρ·(orthogonal), |tanh'| ≤ 1:
 
 - ρ < 1 is sufficient for vanishing: ‖∂h_T/∂h_0‖ ≤ ρ^T; ρ > 1 is necessary for exploding.
   Measured at initialisation over sequence lengths and ρ;
@@ -349,8 +349,9 @@ CLAIMS = (
           "diverge or spike (validation MSE > 10× its best so far) minus the fraction of "
           "clipped seeds that do (same initial weights and batches per seed); 95% Newcombe "
           "interval; holds when it lies above 0, fails when below"),
-    Claim("clipped, the RNN learns the task", "with clipping they train (issue 7); clipping "
-          "does not cure vanishing gradients, so long T may still fail (spec B6)",
+    Claim("clipped, the RNN learns the task", "with clipping they train (gradfail's "
+          "expectation); clipping does not cure vanishing gradients, so long T may still "
+          "fail (Pascanu et al. 2013)",
           "the fraction's interval lies at or above 1/2", check_clipped_learns,
           test="the fraction of clipped ρ > 1 RNN seeds whose validation MSE after learn_steps "
           "is below the constant predictor's 1/6; 95% Wilson interval; holds at or above 1/2 "

@@ -2,7 +2,7 @@
 
 DeepOBS (Schneider, Balles & Hennig 2019): per problem, the best final performance, the steps to
 a threshold, and the sensitivity to the learning rate; Schmidt, Schneider & Hennig 2021 ("no
-optimiser dominates"); spec anchors B7–B8. SGD, momentum, Nesterov, Adagrad, RMSprop, Adam and
+optimiser dominates"). SGD, momentum, Nesterov, Adagrad, RMSprop, Adam and
 AdamW run over one log grid of learning rates on a set of problems: rotated ill-conditioned
 quadratics (condition number swept), logistic regression and an MLP on digits, and two of
 gradfail's own failure problems (parity at d = 10, the 3-tap convolution of §4's
@@ -211,8 +211,8 @@ WILSON_LRS = {"sgd": 0.5, "adagrad": 0.1, "rmsprop": 1e-3, "adam": 1e-3}  # spec
 
 
 def run_adaptive_methods_example(config: OptimizersConfig, ctx: RunContext) -> dict:
-    """Full-batch least squares from w = 0 with the spec's learning rates; per (p, seed) the
-    training loss and training and test error of each method."""
+    """Full-batch least squares from w = 0 with the learning rates of WILSON_LRS; per (p, seed)
+    the training loss and training and test error of each method."""
     out: dict = {"p": config.wilson_p, "lrs": WILSON_LRS}
     generator = ctx.generator("wilson")
     examples = [adaptive_methods_example(config.wilson_points, config.wilson_test, p, generator)
@@ -314,7 +314,7 @@ def check_momentum(config: OptimizersConfig, result: dict) -> Check:
 CLAIMS = (
     Claim("adaptive methods generalise worse (Wilson)", "on over-parameterised linear "
           "classification, GD reaches test error 0 and Adagrad, RMSprop, Adam reach 1 − p "
-          "(Wilson et al. 2017, §3.3; spec B7: 0.45 at p = 0.55)",
+          "(Wilson et al. 2017, §3.3; gradfail's measurement: 0.45 at p = 0.55)",
           "the gap's interval lies at or above 0.9 of 1 − p", check_adaptive_methods_example,
           test="per (p, seed), the smallest adaptive test error minus GD's, divided by the "
           "published gap 1 − p; 95% t-interval over (p, seed); holds at or above 0.9, fails "

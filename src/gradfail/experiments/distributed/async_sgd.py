@@ -378,8 +378,8 @@ def check_hogwild(config: AsyncConfig, result: dict) -> Check:
 
 CLAIMS = (
     Claim("Downpour: mean τ = N − 1", "with N equal workers each gradient is N − 1 versions "
-          "stale (spec §2.1, the Ray example's async loop)", "|mean τ − (N − 1)| ≤ 10% for "
-          "every N ≥ 2", check_downpour, kind="sanity"),
+          "stale (the async loop of Ray's parameter-server example)",
+          "|mean τ − (N − 1)| ≤ 10% for every N ≥ 2", check_downpour, kind="sanity"),
     Claim("n-softsync: mean τ ≈ n", "⟨τ⟩ ≈ n for n-softsync with λ learners (Zhang et al. "
           "2016, §3)", "|mean τ − n| ≤ 10% of n for every n", check_softsync,
           test="per n, the run's staleness log (one schedule of delays) cut into 10 consecutive "

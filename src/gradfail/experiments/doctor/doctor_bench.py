@@ -126,24 +126,24 @@ def check_overhead(config: DoctorBenchConfig, result: dict) -> Check:
 
 
 CLAIMS = (
-    Claim("the doctor's verdicts are precise on unseen programs", "gradfail's target (issue "
-          "19): average precision ≥ 0.9; rule-based tools reach ≤ 0.37 (Humbatova et al. 2025)",
+    Claim("the doctor's verdicts are precise on unseen programs", "gradfail's target: "
+          "average precision ≥ 0.9; rule-based tools reach ≤ 0.37 (Humbatova et al. 2025)",
           "95% interval of the average precision over verdicts at or above 0.9",
           check_precision, test="precision per verdict, averaged over the verdicts present; "
           "percentile bootstrap over programs, 95%; holds when the interval is ≥ 0.9"),
-    Claim("the doctor finds the failures of unseen programs", "gradfail's target (issue 19): "
+    Claim("the doctor finds the failures of unseen programs", "gradfail's target: "
           "average recall ≥ 0.85, none at 0; rule-based tools reach ≤ 0.55",
           "95% interval of the average recall at or above 0.85, no verdict at recall 0",
           check_recall, test="recall per verdict, averaged; percentile bootstrap over "
           "programs, 95%; holds when the interval is ≥ 0.85 and no verdict has recall 0"),
-    Claim("healthy programs are left alone", "gradfail's target (issue 19): no verdict on a "
+    Claim("healthy programs are left alone", "gradfail's target: no verdict on a "
           "healthy program after its warm-up", "every healthy program, every check after 10% "
           "of its steps", check_left_alone, test="a count, not a rate: every healthy program "
           "free of verdicts after its warm-up (the Wilson interval of the fraction is shown)"),
-    Claim("no program crashes the doctor", "gradfail's target (issue 19)",
+    Claim("no program crashes the doctor", "gradfail's target",
           "every program runs to its end under the doctor", check_no_crash,
           test="a count: no program crashes"),
-    Claim("the doctor's overhead is small", "gradfail's target (issue 19): median ≤ 1.3×",
+    Claim("the doctor's overhead is small", "gradfail's target: median ≤ 1.3×",
           "median ratio of the script's wall time with and without the doctor ≤ 1.3",
           check_overhead, test="the median over programs of each program's wall-time ratio, "
           "timed back to back on one thread; on the wall clock, so judged by its median"),

@@ -1,6 +1,6 @@
 """The doctor on the failure zoo: does it name each of gradfail's failures in a plain PyTorch run?
 
-gradfail.doctor watches a user's training loop and names the failure it sees. Its anchors name
+gradfail.doctor watches a user's training loop and names the failure it sees. Existing tools name
 none (Cockpit shows 19 gauges and leaves the reading to the user; PyHessian measures curvature
 only; WeightWatcher never sees a gradient) or name them by thresholds on Keras runs with no
 published calibration (SageMaker Debugger's rules, AutoTrainer). Here it is calibrated: every
@@ -118,8 +118,8 @@ WILSON = ("over the runs (seeds of the held-out zoo cases, one case per failure 
           "interval speaks for these configurations, not for unseen programs, which is "
           "doctor_bench's question), Wilson's 95% interval ")
 CLAIMS = (
-    Claim("the doctor's verdicts are precise", "gradfail's target for the doctor (issue 12): "
-          "precision ≥ 0.8 for every verdict on the zoo; no anchor publishes one",
+    Claim("the doctor's verdicts are precise", "gradfail's target for the doctor: "
+          "precision ≥ 0.8 for every verdict on the zoo; no published tool reports one",
           "every verdict's precision ≥ 0.8 on configurations the rules were not set on",
           check_precision,
           test="per verdict named, the fraction of the runs it was named on that carry its "
@@ -127,7 +127,7 @@ CLAIMS = (
                "above 0.8, fails when one lies below",
           if_fails="a finding: the held-out low-SNR configuration is named \"no gradient "
                    "signal\", a neighbouring verdict; the rules were not refitted to it"),
-    Claim("the doctor finds every failure", "gradfail's target for the doctor (issue 12): "
+    Claim("the doctor finds every failure", "gradfail's target for the doctor: "
           "recall ≥ 0.8 for every verdict on the zoo",
           "every verdict's recall ≥ 0.8 on configurations the rules were not set on",
           check_recall,
@@ -136,7 +136,7 @@ CLAIMS = (
                "one lies below",
           if_fails="a finding: the same held-out low-SNR runs, named \"no gradient signal\" "
                    "instead (see the precision claim); the rules were not refitted to them"),
-    Claim("healthy runs are left alone", "gradfail's target for the doctor (issue 12): "
+    Claim("healthy runs are left alone", "gradfail's target for the doctor: "
           "\"healthy\" on every healthy configuration",
           "every healthy-labelled run named healthy", check_healthy,
           test="the fraction of healthy-labelled runs named healthy; " + WILSON + "against "

@@ -3,16 +3,16 @@ ReLU networks.
 
 After training a deep net "you do not know whether this is the best model your configuration
 can reach" (the notes). On tiny networks the question has an answer: a MILP certifies the
-global optimum of a one-hidden-layer ReLU net of width H with weights in a box (spec
-`exact_depth_anchors.md` §A.4.1, §A.6), and many random restarts of gradient descent and Adam
-are measured against it. A restart succeeds when its normalised gap
+global optimum of a one-hidden-layer ReLU net of width H with weights in a box (its binaries
+select the activation pattern, after Arora et al. 2018), and many random restarts of gradient
+descent and Adam are measured against it. A restart succeeds when its normalised gap
 g = (L − L*)/(L₀ − L*) is at most the tolerance, L₀ being the best constant predictor's loss.
 The fraction of restarts that succeed is measured at the certified width, then as the student
 grows wider (over-parameterisation) or deeper (at the certified width) against the same
 width-H optimum, and as the data set grows. Instances: a realizable 2-unit ReLU teacher (L1
 loss), the same teacher with noise (L1), noisy XOR clusters and random labels (hinge loss), all
-in 2-D. The spec's expectations (§A.6, hypotheses it did not verify): restarts at width H
-succeed only sometimes, 4–8× width closes the gap, Adam vs GD matters less than width, and
+in 2-D. The hypotheses gradfail set out to test: restarts at width H succeed only sometimes,
+4–8× width closes the gap, Adam vs GD matters less than width, and
 success falls with N.
 """
 
@@ -37,7 +37,7 @@ OPTIMISERS = ("gd", "adam")
 
 
 class GapConfig(Config):
-    """Sizes are ours, within what HiGHS certifies in seconds here (spec §A.3, §A.5)."""
+    """Sizes are ours, within what HiGHS certifies in seconds here (gradfail's measurements)."""
 
     kinds: list[known_name("instance kind", KINDS)] = Field(list(KINDS), min_length=1)
     l1_points: PositiveInt = Field(12, description="points of the L1 (teacher) instances")
@@ -49,7 +49,8 @@ class GapConfig(Config):
     sizes: list[PositiveInt] = Field([8, 16, 32], min_length=2, description="points in the "
                                      "data-size arm (XOR instances)")
     box: PositiveFloat = Field(2.0, description="first-layer weights and biases in [−B, B]")
-    restarts: PositiveInt = Field(100, description="random restarts per arm (spec §A.6: 100-200)")
+    restarts: PositiveInt = Field(100, description="random restarts per arm "
+                                  "(gradfail's plan: 100-200)")
     steps: PositiveInt = Field(3_000, description="full-batch steps, cosine-decayed to 0")
     gd_lr: PositiveFloat = Field(0.1)
     adam_lr: PositiveFloat = Field(0.01)
@@ -305,25 +306,25 @@ def check_certificate(config: GapConfig, result: dict) -> Check:
 
 CLAIMS = (
     Claim("a single GD run misses the certified optimum", "the notes: after training you do "
-          "not know whether this is the best model your configuration can reach; spec §A.6: at "
-          "width H, GD succeeds only in some seeds", "P(g ≤ tolerance) for GD at the certified "
-          "width below 0.95", check_single_run,
+          "not know whether this is the best model your configuration can reach; gradfail's "
+          "hypothesis: at width H, GD succeeds only in some seeds", "P(g ≤ tolerance) for GD "
+          "at the certified width below 0.95", check_single_run,
           test="the fraction of GD restarts at the certified width with g ≤ tolerance, over the "
                "certified instances; 95% cluster bootstrap interval, the restarts of an instance "
                "resampled together; holds when at or below 0.95"),
-    Claim("over-parameterisation closes the gap", "spec §A.6 (hypothesis): with 4–8× width the "
+    Claim("over-parameterisation closes the gap", "gradfail's hypothesis: with 4–8× width the "
           "gap to the width-H optimum closes in most seeds", "success at the widest width "
           "above success at width H (GD and Adam pooled)", check_width,
           test="per certified instance, the fraction of restarts (GD and Adam pooled) with "
                "g ≤ tolerance at the widest width minus at width H; 95% percentile bootstrap of "
                "the mean over instances; holds when at or above 0"),
-    Claim("the optimiser matters less than the width", "spec §A.6 (hypothesis): Adam vs GD "
+    Claim("the optimiser matters less than the width", "gradfail's hypothesis: Adam vs GD "
           "differences are small compared with the width effect", "|Adam − GD| success at "
           "width H below the gain from the widest width", check_optimiser_vs_width,
           test="over the certified instances, the mean gain in success from width H to the "
                "widest width minus |mean Adam − mean GD success at width H|; 95% percentile "
                "bootstrap, instances resampled; holds when at or above 0"),
-    Claim("success falls with the number of points", "spec §A.6 (hypothesis): the success rate "
+    Claim("success falls with the number of points", "gradfail's hypothesis: the success rate "
           "falls with N", "success at the smallest N above that at the largest (XOR instances, "
           "GD and Adam pooled)", check_data_size,
           test="per seed, the fraction of restarts (GD and Adam pooled) with g ≤ tolerance on "
@@ -331,7 +332,7 @@ CLAIMS = (
                "certified); Student's t 95% interval of the mean over seeds; holds when at or "
                "above 0"),
     Claim("the MILP bound is a certificate", "a certified lower bound: no network in the class "
-          "has a smaller loss (spec §A.6 sanity check)", "every width-H run inside the box has "
+          "has a smaller loss (gradfail's sanity check)", "every width-H run inside the box has "
           "loss ≥ the proven bound − 1e-6 (relative)", check_certificate, kind="sanity"),
 )
 
@@ -392,7 +393,7 @@ def work(config: GapConfig, seeds: int) -> float:
 
 EXPERIMENT = Experiment(
     name="optimality_gap",
-    section="spec §A.6; Arora et al. 2018",
+    section="the notes' open question; Arora et al. 2018",
     title="The optimality gap: GD and Adam against the certified optimum of tiny ReLU nets",
     version=2,
     config_class=GapConfig,

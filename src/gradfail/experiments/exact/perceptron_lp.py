@@ -28,7 +28,7 @@ from gradfail.plotting import log_ticks, new_figure
 
 
 class PerceptronConfig(Config):
-    """Sizes are ours (the notes give no numbers; spec §A.4.2 times the LP at n = 10⁴)."""
+    """Sizes are ours (the notes give no numbers; gradfail measured the LP at n = 10⁴)."""
 
     dim: PositiveInt = Field(10, description="input dimension d")
     sizes: list[PositiveInt] = Field([100, 1_000, 10_000], min_length=1, description="points n")

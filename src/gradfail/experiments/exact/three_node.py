@@ -6,7 +6,7 @@ units feeding an AND) can fit a training set is NP-complete, by reduction from s
 the origin labelled positive, each unit vector e_i negative, each clause's indicator vector
 positive; a consistent network exists exactly when the clauses can be split. Here the network
 is trained exactly, as a mixed-integer program with a binary state per (point, unit), a margin
-of 1 and big-M rows (spec `exact_depth_anchors.md` §A.4.2), minimising the misclassified
+of 1 and big-M rows, minimising the misclassified
 points; HiGHS certifies the optimum or reports its proven bound at the time limit. Measured:
 (1) on random set-splitting instances, the certified answer "zero errors" against a brute-force
 search for a splitting; (2) the solve time against the number of points in 2-D, for labels
@@ -175,8 +175,9 @@ CLAIMS = (
           "splitting", "the certified fewest errors is 0 exactly on the instances brute force "
           "finds splittable (instances cut at the time limit are left out)", check_reduction,
           kind="sanity"),
-    Claim("the exponential wall", "NP-hardness in practice (spec §A.4.2): consistent (planted) "
-          "data is loaded fast, proving the optimum on random labels blows up with N",
+    Claim("the exponential wall", "NP-hardness in practice (gradfail's expectation): "
+          "consistent (planted) data is loaded fast, proving the optimum on random labels "
+          "blows up with N",
           "solve time on random labels grows ≥ 10× from the smallest to the largest N and is "
           "≥ 10× the planted time at the largest N", check_wall,
           test="per seed, log10 of the random-label solve time at the largest N over that at "

@@ -33,7 +33,8 @@ MOST = 0.5  # "most patches": at least half skipped
 
 
 class SkipConfig(Config):
-    """All sizes are ours (the notes give none); lines are the paper's §3 images (spec §2.1)."""
+    """All sizes are ours (the notes give none); lines are the §3.1 images of
+    Shalev-Shwartz et al. 2017."""
 
     thresholds: list[NonNegativeFloat] = Field(
         [0.0, 0.001, 0.003, 0.01, 0.02, 0.04, 0.08, 0.16], min_length=2,

@@ -30,7 +30,7 @@ LAYERS = ("convolution", "locally connected")
 
 
 class SharingConfig(Config):
-    """Sizes are ours; the images and labels are the paper's §3 lines (spec §2.1)."""
+    """Sizes are ours; the images and labels are the lines of Shalev-Shwartz et al. 2017, §3.1."""
 
     size: int = Field(28, ge=12, description="image side (lines need > 10 pixels)")
     kernel: PositiveInt = Field(5)

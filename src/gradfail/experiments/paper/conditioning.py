@@ -1,7 +1,7 @@
 """Architecture and conditioning: encoding piecewise-linear curves (paper §4).
 
 Shalev-Shwartz, Shamir & Shammah, ICML 2017, §4 (Figure 6, Lemmas 1–2, Theorem 3); setup from
-`PWL_fail1.py` (spec §3), which trains with TensorFlow 1's default Adam (ε on the uncorrected
+the authors' `PWL_fail1.py`, which trains with TensorFlow 1's default Adam (ε on the uncorrected
 √v). From a curve f = W p (n = 100 points, k = 3 kinks) recover the kink vector p. The answer
 is linear and known, p = W⁻¹ f, a convolution with (1, −2, 1), yet:
 
@@ -38,7 +38,8 @@ TF_ADAM = {"betas": (0.9, 0.999), "eps": 1e-8}  # PWL_fail1.py: TF's default Ada
 
 
 class ConditioningConfig(Config):
-    """Defaults are the published attempts (spec §3.2, Appendix C)."""
+    """Defaults are the published attempts (paper §4.1, Appendix C; the authors'
+    `PWL_fail1.py`)."""
 
     n: PositiveInt = Field(100, description="points per curve")
     k: PositiveInt = Field(3, description="kinks per curve")

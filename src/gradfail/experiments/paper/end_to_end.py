@@ -1,7 +1,7 @@
 """End-to-end vs decomposition: the gradient's signal-to-noise ratio (paper §3, Experiment I).
 
 Shalev-Shwartz, Shamir & Shammah, ICML 2017, §3.1 and §3.3 (Figures 3 and 5); setup from the
-original `tuple_rect.py` and `tuple_rect_SNR.py` (spec §2.1–2.3). A sample is k line images;
+authors' `tuple_rect.py` and `tuple_rect_SNR.py`. A sample is k line images;
 its label is the parity of the k per-image labels "angle < π/2". A LeNet-like scorer N1 maps
 each image to a score; the k sigmoid-squashed scores go through a small net N2.
 
@@ -39,7 +39,8 @@ SNR_SCHEMES = ("end-to-end", "decomposition", "decomposition (full loss)")
 
 
 class EndToEndConfig(Config):
-    """Defaults are the paper's setup (spec §2.1–2.3), Adam's ε where TensorFlow puts it (§0)."""
+    """Defaults are the paper's setup (§3.1, §3.3), Adam's ε where the authors' TensorFlow
+    code puts it."""
 
     ks: list[PositiveInt] = Field([1, 2, 3, 4], min_length=1, description="tuple sizes k")
     e2e_steps: PositiveInt = Field(20_000, description="Adam steps, end-to-end (Figure 3)")

@@ -1,7 +1,7 @@
 """Flat activations: a piecewise-constant link, and the forward-only rule that works (paper §5).
 
 Shalev-Shwartz, Shamir & Shammah, ICML 2017, §5 (Figure 7, Appendix A.7); setup from
-`step_learn.py` (spec §4). The target is y = u(v*ᵀx + b*) with u monotone and piecewise
+the authors' `step_learn.py`. The target is y = u(v*ᵀx + b*) with u monotone and piecewise
 constant: u rounds down to the nearest breakpoint. With the exact u in the model, the gradient
 of E[(u(wᵀx + b) − y)²] is identically zero (u' = 0 almost everywhere): no signal at all. Every
 approach trains with the code's Adam, TensorFlow 1's (ε on the uncorrected √v).
@@ -38,7 +38,7 @@ CODE_BREAKPOINTS = sorted({*range(-100, 100, 5), -5, -4, -3, -2, -1, -0.2, 0, 0.
 
 
 class FlatActivationConfig(Config):
-    """Defaults are the code's (spec §4.1–4.2)."""
+    """Defaults are those of the authors' `step_learn.py` (paper §5)."""
 
     d: PositiveInt = Field(100, description="input dimension; x ~ N(0, I)/100")
     breakpoints: list[float] = Field(CODE_BREAKPOINTS, min_length=2,

@@ -1,7 +1,7 @@
 """Parities: when the gradient carries no information about the target (paper §2).
 
 Shalev-Shwartz, Shamir & Shammah, "Failures of Gradient-Based Deep Learning", ICML 2017, §2;
-setup from the original `parity.py` (spec §1). The target is the parity χ_{v*}(x) = Π_{i∈v*} x_i
+setup from the authors' `parity.py`. The target is the parity χ_{v*}(x) = Π_{i∈v*} x_i
 of a uniformly random subset v* of d fair ±1 bits. A one-hidden-layer ReLU net of width 10d can
 represent it (Lemma 3), yet SGD on the hinge loss learns it at d = 5 and 10 and stays at chance
 at d = 30 for 50,000 steps (Figure 1).
@@ -37,7 +37,7 @@ Dimension = Annotated[int, Field(ge=2)]
 
 
 class ParityConfig(Config):
-    """Defaults are the paper's setup (spec §1.2, §1.5)."""
+    """Defaults are the paper's setup (§2, Figure 1; the authors' `parity.py`)."""
 
     dims: list[Dimension] = Field([5, 10, 30], min_length=1, description="d of Figure 1's curves")
     steps: list[PositiveInt] = Field([50_000], min_length=1,
@@ -355,7 +355,8 @@ CLAIMS = (
           "exact Var/G² over all 2^d parities at init never above 2^-d", check_bound,
           kind="sanity"),
     Claim("variance follows 2^-d",
-          "the bound is essentially tight at init: Var/G² ≈ 2^-d (spec §1.5)",
+          "the bound is essentially tight at init: Var/G² ≈ 2^-d (by Parseval; gradfail's "
+          "derivation, not the paper's)",
           "fitted log2-slope of Var/G² vs d within 5% of −1 over d = 4..16", check_slope,
           test="per seed (an initialisation), the least-squares slope of log2(Var/G²) against d; "
                "the t-interval of its mean over seeds inside [−1.05, −0.95]"),

@@ -1,13 +1,13 @@
 """End-to-end vs decomposition on the "stocks" problem (paper §3.2, Experiment II; Figure 4).
 
-Setup from the original `dec_vs_e2e_stocks.py` (spec §2.4). An input is one of d = 1000 items
+Setup from the authors' original `dec_vs_e2e_stocks.py`. An input is one of d = 1000 items
 (one-hot); each item is truly correlated with one of k assets, y(item), drawn once. The model
 is a linear map d → k and a softmax: an allocation p on the simplex. The gain is zᵀp, where
 z ∈ {±1}^k are fresh random signs with z_y = +1, so the objective is L(w) = E[−zᵀp].
 
 Two unbiased gradient estimators of the same L: end-to-end differentiates −zᵀp for sampled z;
 decomposition ignores z and differentiates −p_y, because E[z | x] = e_y. At initialisation the
-end-to-end estimator's variance is about k times the decomposition's (spec §2.4: Σ_i ‖G_i‖²
+end-to-end estimator's variance is about k times the decomposition's (paper §3.3: Σ_i ‖G_i‖²
 against ‖G_y‖²), so by Ghadimi–Lan SGD needs about k times more steps. Figure 4: at k = 1000
 decomposition reaches −1.00 within 2,500 Adam steps while end-to-end stalls near −0.29.
 
@@ -37,7 +37,7 @@ Placement = known_name("ε placement", EPSILON_PLACEMENTS)
 
 
 class StocksConfig(Config):
-    """Defaults are the code's and Figure 4's (spec §2.4): Adam lr 0.1, betas (0.9, 0.99),
+    """Defaults are the authors' code's and Figure 4's: Adam lr 0.1, betas (0.9, 0.99),
     ε 1e-5 where TensorFlow puts it, the loss a batch mean."""
 
     ks: list[PositiveInt] = Field([10, 1000, 2000], min_length=1, description="assets k")
@@ -272,13 +272,13 @@ CLAIMS = (
           test="order-statistic interval of the median over seeds of the end-to-end loss at "
           "step 2,500, the config's ε placement; holds when it lies at or above −0.5"),
     Claim("end-to-end at the paper's plateau with TensorFlow's ε", "E2E loss −0.29 at step "
-          "2,500 for k = 1000 (Figure 4), trained with TensorFlow 1's Adam (spec §0)",
+          "2,500 for k = 1000 (Figure 4), trained with TensorFlow 1's Adam (the authors' code)",
           "seed-median loss within ±0.1 of −0.29", check_paper_plateau,
           test="order-statistic interval of the median over seeds of the end-to-end loss at "
           "step 2,500 with ε on the uncorrected √v; holds when it lies within [−0.39, −0.19], "
           "fails when it lies wholly outside"),
     Claim("ε placement moves end-to-end at k = 1000", "not in the paper; re-implemented, "
-          "torch's ε ends at −0.40…−0.47, TensorFlow's at −0.22…−0.35 (spec §0)",
+          "torch's ε ends at −0.40…−0.47, TensorFlow's at −0.22…−0.35 (gradfail's measurement)",
           "torch's placement ends lower (paired difference < 0)", check_epsilon,
           test="order-statistic interval of the median over seeds of the paired difference "
           "(torch − tf) in end-to-end loss at step 2,500, same problem, init and data; holds "
