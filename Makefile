@@ -24,7 +24,7 @@ browser:
 	  apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
 	  (apt-get update -q >/dev/null 2>&1 && \
 	   apt-get install -y -q chromium chromium-driver >/dev/null 2>&1) || \
-	  echo "make: could not install chromium; the report's browser test will be skipped"
+	  echo "make: could not install chromium; the report's browser test will fail under CI (skipped elsewhere)"
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q -m "slow or not slow"
