@@ -185,3 +185,21 @@ def test_without_a_replicate_verdicts_stand_and_are_marked_untested(tmp_path):
     assert shown["replicate"] is None
     assert [c["verdict"] for c in shown["claims"]] == [c["verdict"] for c in outcome.claims]
     assert all(c["stable"] is None for c in shown["claims"])
+
+
+def test_every_part_is_shown_while_it_runs_and_ended_even_when_it_raises():
+    from gradfail.experiment import RunContext, SilentProgress
+
+    shown = []
+
+    class Phases(SilentProgress):
+        def running(self, description):
+            shown.append(("running", description))
+            return lambda: shown.append(("ended", description))
+
+    ctx = RunContext(torch.device("cpu"), 0, 1, progress=Phases())
+    ctx.part("fine", lambda: {"value": 1})
+    with pytest.raises(ZeroDivisionError):
+        ctx.part("broken", lambda: {"value": 1 / 0})
+    assert shown == [("running", "fine"), ("ended", "fine"), ("running", "broken"),
+                     ("ended", "broken")]

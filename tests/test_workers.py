@@ -65,6 +65,10 @@ class Events(SilentProgress):
             act()
         return lambda n=1: self.events.append(("end", description))
 
+    def running(self, description: str):
+        self.events.append(("phase", description))
+        return lambda: self.events.append(("phase ended", description))
+
 
 def test_a_worker_that_dies_fails_only_its_run_and_a_fresh_worker_goes_on(tmp_path):
     store = Store(tmp_path / "s.sqlite")
@@ -102,4 +106,7 @@ def test_a_run_that_takes_every_core_runs_alone(tmp_path):
         if any(" run 2 " in d for d in running):
             seen_beside_the_wide_one += [d for d in running if " run 2 " not in d]
     assert len([kind for kind, _ in events.events if kind == "end"]) == 3
+    phases = [(kind, d) for kind, d in events.events if kind.startswith("phase")]
+    assert phases and sorted(d for k, d in phases if k == "phase") == sorted(
+        d for k, d in phases if k == "phase ended")  # every part shown while it ran, then gone
     assert seen_beside_the_wide_one == []

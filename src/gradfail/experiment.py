@@ -382,6 +382,8 @@ class ProgressTracker(Protocol):
 
     def done(self, description: str) -> None: ...
 
+    def running(self, description: str) -> Callable[[], None]: ...
+
 
 class SilentProgress:
     """Progress that shows nothing (stdout is not a terminal, or a test)."""
@@ -391,6 +393,10 @@ class SilentProgress:
 
     def done(self, description: str) -> None:
         return None
+
+    def running(self, description: str) -> Callable[[], None]:
+        """A phase shown while it runs (every part is one); returns the call that ends it."""
+        return lambda: None
 
 
 class MemoryParts:
@@ -452,7 +458,11 @@ class RunContext:
             return stored
         pending, self._metrics = self._metrics, []
         start = time.perf_counter()
-        result = to_jsonable(compute())
+        ended = self.progress.running(key)
+        try:
+            result = to_jsonable(compute())
+        finally:
+            ended()
         self.parts.save_part(key, result, self._metrics, time.perf_counter() - start)
         self._metrics = pending
         return result

@@ -331,6 +331,11 @@ class RichProgress:
     def done(self, description: str) -> None:
         self._progress.add_task(description, total=1, completed=1)
 
+    def running(self, description: str) -> Callable[[], None]:
+        """A line with its elapsed time while the phase runs, gone when it ends."""
+        task_id = self._progress.add_task(f"  {description}", total=None)
+        return lambda: self._progress.remove_task(task_id)
+
 
 @contextmanager
 def progress_bars(enabled: bool) -> Iterator[ProgressTracker]:

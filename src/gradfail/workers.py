@@ -49,6 +49,12 @@ class RelayedProgress:
     def done(self, description: str) -> None:
         self._outbox.put(("done", self._run_id, description))
 
+    def running(self, description: str) -> Callable[[], None]:
+        self._bars += 1
+        bar = self._bars
+        self._outbox.put(("running", self._run_id, bar, description))
+        return lambda: self._outbox.put(("ended", self._run_id, bar))
+
 
 def serve(inbox, outbox) -> None:
     """A worker's life: one torch thread; perform each assignment sent until told to stop
@@ -98,7 +104,7 @@ def run_side_by_side(jobs: list[Job], slots: int, store, bars) -> dict[int, obje
     outcomes = {}
     workers = [Worker(context, outbox) for _ in range(min(slots, len(jobs)))]
     by_run: dict[int, Worker] = {}
-    shown: dict[tuple[int, int], Callable[[int], None]] = {}
+    shown: dict[tuple[int, int], Callable] = {}  # bars and running phases, by (run, number)
     try:
         while waiting or by_run:
             in_use = sum(w.cores for w in workers if w.assignment is not None)
@@ -145,6 +151,11 @@ def run_side_by_side(jobs: list[Job], slots: int, store, bars) -> dict[int, obje
                 shown[run_id, bar](n)
             elif kind == "done":
                 bars.done(rest[0])
+            elif kind == "running":
+                bar, description = rest
+                shown[run_id, bar] = bars.running(description)
+            elif kind == "ended":
+                shown.pop((run_id, rest[0]))()
             elif kind == "finished" and worker is not None:
                 outcomes[worker.index] = finish(store, worker.assignment, rest[0])
                 shown[run_id, 0](1)
