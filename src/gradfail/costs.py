@@ -105,14 +105,11 @@ def duration(seconds: float | None) -> str:
 def plan_costs(runs: list, jobs: int, device: str, store=None) -> dict:
     """Each planned run (`gradfail.runner.PlannedRun`) with its estimate (0 when `store` holds it
     complete already), and the plan's total in turn, with `jobs` cores and with 16."""
-    from gradfail.experiment import config_json
-    from gradfail.store import COMPLETE, RunIdentity
+    from gradfail.store import COMPLETE
 
     rows = []
     for run in runs:
-        found = store and store.find_run(RunIdentity(
-            run.experiment.name, run.experiment.version, config_json(run.config), run.seed,
-            run.n_seeds, device))
+        found = store and store.find_run(run.identity(device))
         stored = bool(found) and found["status"] in COMPLETE
         rows.append({"experiment": run.experiment.name, "seed": run.seed, "seeds": run.n_seeds,
                      "second_seed_set": run.replicate_of is not None, "cores": run.cores,

@@ -137,20 +137,19 @@ def run_experiment(
     done/diverged/failed (interrupted on Ctrl-C or SIGTERM, which propagate).
     `replicate_of`: this run repeats the run on that base seed on a second, disjoint seed set
     (its verdicts are compared, never shown on their own)."""
-    run = PlannedRun(experiment, config, seed, n_seeds, replicate_of, None)
     return performed_here(begin(experiment, config, scale=scale, store=store, seed=seed,
                                 n_seeds=n_seeds, device=device, replicate_of=replicate_of),
-                          run, store, progress)
+                          experiment, config, store, progress)
 
 
-def performed_here(begun: Outcome | Assignment, run: PlannedRun, store: Store,
-                   progress: ProgressTracker | None) -> Outcome:
+def performed_here(begun: Outcome | Assignment, experiment: Experiment, config: Config,
+                   store: Store, progress: ProgressTracker | None) -> Outcome:
     """A begun run performed in this process and finished (a stored outcome as it is)."""
     if isinstance(begun, Outcome):
         return begun
     try:
-        performed = perform(run.experiment, run.config, begun,
-                            store_part(store, begun.run_id), progress)
+        performed = perform(experiment, config, begun, store_part(store, begun.run_id),
+                            progress)
     except KeyboardInterrupt:
         interrupt(store, begun.run_id)
         raise
@@ -164,8 +163,7 @@ def begin(experiment: Experiment, config: Config, *, scale: str, store: Store, s
     an incomplete one taken over) as an assignment carrying its stored parts. `threads`: the
     torch threads of the process that will perform it, where that is not this one;
     `estimate_s`: the cost model's estimate, recorded beside the wall time it will measure."""
-    identity = RunIdentity(experiment.name, experiment.version, config_json(config), seed,
-                           n_seeds, str(device))
+    identity = run_identity(experiment, config, seed, n_seeds, str(device))
     found = store.find_run(identity)
     if found is not None and found["status"] in COMPLETE:
         run = store.run(found["id"])
@@ -177,6 +175,13 @@ def begin(experiment: Experiment, config: Config, *, scale: str, store: Store, s
         config, scale, seed, n_seeds, str(device), replicate_of))
     return Assignment(run_id, experiment.name, config.model_dump_json(), scale, seed, n_seeds,
                       str(device), replicate_of, store.stored_parts(run_id))
+
+
+def run_identity(experiment: Experiment, config: Config, seed: int, n_seeds: int,
+                 device: str) -> RunIdentity:
+    """What makes a run the same run: a complete one with this identity is not run again."""
+    return RunIdentity(experiment.name, experiment.version, config_json(config), seed, n_seeds,
+                       device)
 
 
 def store_part(store: Store, run_id: int):
@@ -247,6 +252,9 @@ class PlannedRun:
     def cores(self) -> int:
         return self.experiment.cores(self.config)
 
+    def identity(self, device: str) -> RunIdentity:
+        return run_identity(self.experiment, self.config, self.seed, self.n_seeds, device)
+
 
 def planned_runs(plan: list[tuple[Experiment, Config]], *, scale: str, seed: int = 0,
                  seeds: int | None = None, stability: bool = False) -> list[PlannedRun]:
@@ -297,7 +305,7 @@ def run_plan(plan: list[tuple[Experiment, Config]], *, scale: str, store: Store,
 
             done = run_side_by_side(jobs_performed_elsewhere(lambda cores: 1), jobs, store, bars)
         else:
-            done = {index: performed_here(begun(run), run, store, bars)
+            done = {index: performed_here(begun(run), run.experiment, run.config, store, bars)
                     for index, run in enumerate(runs)}
     return judged_with_replicates([done[index] for index in range(len(runs))])
 

@@ -38,9 +38,12 @@ class RelayedProgress:
         bar, pending, last = self._bars, [0], [time.monotonic()]
         self._outbox.put(("task", self._run_id, bar, description, total))
 
+        done = [0]
+
         def advance(n: int = 1) -> None:
             pending[0] += n
-            if time.monotonic() - last[0] >= PROGRESS_EVERY_S:
+            done[0] += n
+            if time.monotonic() - last[0] >= PROGRESS_EVERY_S or done[0] >= total:
                 self._outbox.put(("advance", self._run_id, bar, pending[0]))
                 pending[0], last[0] = 0, time.monotonic()
 
@@ -94,8 +97,9 @@ class Worker:
 
 def run_side_by_side(jobs: list[Job], slots: int, store, bars) -> dict[int, object]:
     """Every job performed by worker processes using at most `slots` cores at once (a job
-    wanting more than `slots` runs alone), longest estimate first; each job's outcome by index. `store` receives every
-    write (`gradfail.runner`'s begin/finish semantics through `finish`); `bars`: progress."""
+    wanting more than `slots` runs alone), longest estimate first; each job's outcome by
+    index. `store` receives every write (parts as reported, each run closed by
+    `gradfail.runner.finish`); `bars`: progress."""
     from gradfail.runner import finish, interrupt, store_part
 
     context = multiprocessing.get_context("spawn")
