@@ -17,25 +17,9 @@ import torch
 from gradfail import registry
 from gradfail.experiment import RunContext
 from gradfail.experiments.paper.parity import train
+from gradfail.maths.timing import matmul_gflops, synchronize
 
 PARITY = registry.get("parity")
-
-
-def matmul_gflops(device: torch.device, n: int = 1024, repeats: int = 20) -> float:
-    """A plain square float32 matmul's GFLOP/s on this device, measured in this process."""
-    a, b = (torch.randn(n, n, device=device) for _ in range(2))
-    a @ b
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    synchronize(device)
-    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def training_seconds(d: int, seeds: int, steps: int, device: torch.device) -> float:

@@ -23,11 +23,11 @@ def test_a_run_is_stored_once_with_its_claims_and_provenance(tmp_path):
     assert done.returncode == 0, done.stderr
     (run,) = json.loads(done.stdout)["runs"]
     assert run["status"] == "done" and not run["cached"]
-    verdicts = {claim["name"]: claim["verdict"] for claim in run["claims"]}
-    assert verdicts["variance within Theorem 1's bound"] == "holds"  # a sanity check
+    verdicts = {claim["id"]: claim["verdict"] for claim in run["claims"]}
+    assert verdicts["variance-within-theorem-1s-bound"] == "holds"  # a sanity check
     for claim in run["claims"]:
-        assert set(claim) >= {"name", "paper", "measured", "holds", "verdict", "kind", "test",
-                              "interval"}
+        assert set(claim) >= {"id", "name", "paper", "measured", "holds", "verdict", "kind",
+                              "test", "interval"}
 
     again = json.loads(gradfail_cli("run", "parity", "--scale", "quick", "--json", "--store",
                                     str(store), check=True).stdout)["runs"][0]

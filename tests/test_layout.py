@@ -18,35 +18,35 @@ RECORDED = json.loads((Path(__file__).parent / "data" / "quick_claims.json").rea
 # intended change of its claims, so it is compared again only once re-recorded
 # (python tests/data/record_quick_claims.py).
 RECORDED_VERSIONS = RECORDED.pop("_versions")
-# Measured on the wall clock, or by racing processes: compared by verdict only.
-BY_VERDICT_ONLY = {("skip_flat", "skipping saves wall time"),
-                   ("three_node", "the exponential wall"),
-                   ("weight_sharing", "untied filters cost memory"),
-                   ("doctor_bench", "the doctor's overhead is small")}
+# Measured on the wall clock, or by racing processes: compared by verdict only (claims by id).
+BY_VERDICT_ONLY = {("skip_flat", "skipping-saves-wall-time"),
+                   ("three_node", "the-exponential-wall"),
+                   ("weight_sharing", "untied-filters-cost-memory"),
+                   ("doctor_bench", "the-doctors-overhead-is-small")}
 
 
 # A speed-up of two processes over one on this 2-core machine, near its threshold at quick
 # scale: its verdict too follows the machine's load (1.24, 1.35 and above the bar in three runs
 # of the same code), so only its presence is compared.
-ON_THE_MACHINES_LOAD = {("async_sgd", "Hogwild! scales without locks")}
+ON_THE_MACHINES_LOAD = {("async_sgd", "hogwild-scales-without-locks")}
 
 
 def test_every_claim_gives_the_verdict_and_value_recorded_before_the_renovation(quick_store):
-    found = {run["experiment"]: {c["name"]: c for c in run["claims"]}
+    found = {run["experiment"]: {c["id"]: c for c in run["claims"]}
              for run in latest_runs(quick_store)}
     assert set(found) == set(RECORDED)
     for experiment, claims in RECORDED.items():
         if registry.get(experiment).version != RECORDED_VERSIONS[experiment]:
             continue  # changed on purpose since the recording
         assert set(found[experiment]) == set(claims), experiment
-        for name, before in claims.items():
-            if (experiment, name) in ON_THE_MACHINES_LOAD:
+        for key, before in claims.items():
+            if (experiment, key) in ON_THE_MACHINES_LOAD:
                 continue
-            now = found[experiment][name]
-            assert now["verdict"] == before["verdict"], (experiment, name)
-            if (experiment, name) not in BY_VERDICT_ONLY and before["measured"] is not None:
+            now = found[experiment][key]
+            assert now["verdict"] == before["verdict"], (experiment, key)
+            if (experiment, key) not in BY_VERDICT_ONLY and before["measured"] is not None:
                 assert now["measured"] == pytest.approx(before["measured"], rel=1e-6,
-                                                        nan_ok=True), (experiment, name)
+                                                        nan_ok=True), (experiment, key)
 
 
 def imports(path: Path) -> set[str]:

@@ -78,8 +78,9 @@ def test_sanity_checks_are_shown_apart_never_counted_and_a_broken_one_is_a_bug(t
     tiny = {"dims": [5], "steps": [200], "variance_dims": [4, 5], "floor_dims": [],
             "periodic_dim": 3, "periodic_radii": [0.5], "periodic_inputs": 256}
     checks = (Claim("an identity", "2 + 2 = 4", "exact", lambda c, r: Check.judge(False, 5.0, "5"),
-                    kind="sanity"),
-              Claim("a finding", "it learns", "≥ 0.9", lambda c, r: Check.judge(True, 1.0, "1")))
+                    kind="sanity", id="an-identity"),
+              Claim("a finding", "it learns", "≥ 0.9", lambda c, r: Check.judge(True, 1.0, "1"),
+                    id="a-finding"))
     run_experiment(replace(parity, claims=checks), parity.config("quick", tiny), scale="quick",
                    store=store, n_seeds=1)
     (run,) = store.runs()

@@ -19,11 +19,11 @@ from conftest import gradfail_cli
 PARITY = registry.get("parity")
 TINY = {"dims": [5], "steps": [300], "variance_dims": [4, 5], "floor_dims": [],
         "periodic_dim": 3, "periodic_radii": [0.5], "periodic_inputs": 256}
-# three enumerated dimensions let "variance follows 2^-d" be judged (it holds); two leave it
-# not checked; every other claim and the sanity check agree between the two
+# three enumerated dimensions let "the gradient variance falls like 2^-d" be judged (it holds);
+# two leave it not checked; every other claim and the sanity check agree between the two
 THREE_DIMS = {**TINY, "variance_dims": [4, 5, 6]}
 FEWER_STEPS = {**TINY, "steps": [30]}
-DIFFERING = "variance follows 2^-d"
+DIFFERING = "the gradient variance falls like 2^-d"
 
 
 class CompareSection(HTMLParser):
@@ -101,7 +101,7 @@ def run(experiment: str, claims: list[dict], scale: str = "default", device: str
             "claims": claims}
 
 
-def test_compare_pairs_claims_by_name_and_marks_the_differences():
+def test_compare_pairs_claims_by_id_and_marks_the_differences():
     runs = [run("parity", [claim("learns", "holds"), claim("chance", "fails"),
                            claim("bound", "holds", "sanity"), claim("mine", "holds")]),
             run("depth", [claim("stalls", "inconclusive")])]
@@ -130,6 +130,17 @@ def test_compare_pairs_claims_by_name_and_marks_the_differences():
     assert compared[0]["other_run"] == ("paper scale · 4 seeds from 0 · cuda · "
                                         "commit fedcba987654-dirty")
     assert compared[1]["other_run"] == describe(None) == "no run of this experiment"
+
+
+def test_compare_pairs_a_claim_stored_before_ids_with_its_reworded_self_by_id():
+    before_ids = claim("smoothed gradient fails", "holds")
+    reworded = claim("the smoothed gradient leaves over 50% of the points off", "fails") | {
+        "id": "smoothed-gradient-fails"}
+    (compared,) = compare([run("flat_activation", [reworded])],
+                          [run("flat_activation", [before_ids])])
+    (row,) = compared["rows"]
+    assert (row["id"], row["name"], row["only"], row["differs"]) == (
+        "smoothed-gradient-fails", reworded["name"], None, True)
 
 
 def test_the_report_marks_exactly_the_rows_whose_verdicts_differ(stores, tmp_path):

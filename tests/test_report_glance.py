@@ -4,6 +4,7 @@ external reference. A tiny hand-made store: no experiment runs."""
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 
 import matplotlib
@@ -12,7 +13,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from gradfail.report import markdown, write_report  # noqa: E402
+from markupsafe import escape  # noqa: E402
+
+from gradfail import registry  # noqa: E402
+from gradfail.report import latest_runs, markdown, write_report  # noqa: E402
 from gradfail.store import RunIdentity, Store  # noqa: E402
 
 
@@ -72,12 +76,13 @@ PROVENANCE = {key: "x" for key in ("device_name", "torch", "numpy", "python", "g
 
 
 def add_run(store: Store, experiment: str, scale: str, claims: list[dict], figures=None,
-            description=()) -> int:
+            description=(), captions=None) -> int:
     identity = RunIdentity(experiment, 1, f'{{"scale": "{scale}"}}', 0, 1, "cpu")
     about = {"title": f"Title of {experiment}", "section": "§0",
              "description": list(description), "command": f"gradfail run {experiment}"}
     run_id = store.begin_run(identity, scale, PROVENANCE, about)
-    store.finish_run(run_id, "done", 1.0, result={}, claims=claims, figures=figures)
+    store.finish_run(run_id, "done", 1.0, result={}, claims=claims, figures=figures,
+                     captions=captions)
     return run_id
 
 
@@ -99,7 +104,8 @@ def store(tmp_path):
                                        claim("other identity", "holds", "sanity"),
                                        claim("long run", "not checked")],
             figures=paths, description=["The variance is $2^{-d}$ with `parity.py`, E[ffᵀ].",
-                                        "<script>alert(1)</script> and [a](https://x.org)"])
+                                        "<script>alert(1)</script> and [a](https://x.org)"],
+            captions={"panels": "Three panels: the larger d, the longer at <chance>."})
     add_run(store, "depth", "default", [claim("deep nets stall", "inconclusive")])
     add_run(store, "async_sgd", "default", [claim("stale steps hurt", "holds")])
     return store
@@ -166,3 +172,34 @@ def test_a_quick_run_makes_the_verdicts_provisional(store, tmp_path):
     page = Page(write_report(default_only, tmp_path / "r2").read_text())
     assert not any(attrs.get("class") == "provisional" for _, attrs in page.elements)
     assert page.attention == []
+
+
+def test_each_figure_is_captioned_under_it_with_what_its_run_stored(store, tmp_path):
+    (run,) = store.runs("parity")
+    assert run["captions"] == {"panels": "Three panels: the larger d, the longer at <chance>."}
+    html = write_report(store, tmp_path / "report").read_text()
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", html, re.S)
+    assert [" ".join(re.sub("<[^>]+>", "", c).split()) for c in captions] == [
+        "panels: Three panels: the larger d, the longer at &lt;chance&gt;.",
+        "single"]  # a figure stored without a caption is named only
+
+
+def test_a_reworded_claim_keeps_its_stored_verdict_by_id_and_reads_as_worded_now(tmp_path):
+    """Records stored before claims had ids, or under an older wording, are matched to the
+    registered claim by id and shown with its current statement."""
+    store = Store(tmp_path / "s.sqlite")
+    before_ids = {"name": "smoothed gradient fails", "verdict": "holds"}
+    older_wording = {"id": "end-to-end-10-off", "name": "an older wording", "verdict": "fails"}
+    add_run(store, "flat_activation", "default", [
+        {"paper": "", "tolerance": "", "measured": None, "detail": "", "kind": "empirical",
+         "test": None, "interval": None, **record}
+        for record in (before_ids, older_wording)])
+    now = {claim.id: claim.name for claim in registry.get("flat_activation").claims}
+    (run,) = latest_runs(store)
+    assert [(c["id"], c["name"], c["verdict"]) for c in run["claims"]] == [
+        ("smoothed-gradient-fails", now["smoothed-gradient-fails"], "holds"),
+        ("end-to-end-10-off", now["end-to-end-10-off"], "fails")]
+    html = write_report(store, tmp_path / "report").read_text()
+    assert all(str(escape(now[key])) in html for key in ("smoothed-gradient-fails",
+                                                        "end-to-end-10-off"))
+    assert "smoothed gradient fails" not in html and "an older wording" not in html

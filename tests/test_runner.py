@@ -130,10 +130,11 @@ def seed_dependent(name: str = "coin"):
 
     claims = (Claim("the coin lands high", "folklore", "draw ≥ 0.5",
                     lambda config, result: Check.judge(result["draw"] >= 0.5, result["draw"],
-                                                       f"draw {result['draw']:.2f}")),
+                                                       f"draw {result['draw']:.2f}"),
+                    id="coin-lands-high"),
               Claim("a draw is a fraction", "definition", "0 ≤ draw ≤ 1",
                     lambda config, result: Check.judge(0 <= result["draw"] <= 1, None, "ok"),
-                    kind="sanity"))
+                    kind="sanity", id="draw-is-a-fraction"))
     return replace(PARITY, name=name, run=run, figures=lambda config, result: {}, claims=claims)
 
 

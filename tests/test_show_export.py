@@ -48,16 +48,20 @@ def test_show_lists_every_setting_at_every_scale_and_every_claim():
     assert settings["subset_size"]["type"] == "int | None"
     assert settings["dims"]["description"] == "d of Figure 1's curves"
     assert settings["periodic_radii"]["description"] == ""  # a field without a description
-    assert [(c["name"], c["kind"], c["paper"], c["tolerance"], c["test"])
-            for c in shown["claims"]] == [(c.name, c.kind, c.paper, c.tolerance, c.test)
+    assert [(c["id"], c["name"], c["kind"], c["paper"], c["tolerance"], c["test"])
+            for c in shown["claims"]] == [(c.id, c.name, c.kind, c.paper, c.tolerance, c.test)
                                           for c in PARITY.claims]
+    assert shown["figures"] == [{"name": name, "caption": caption}
+                                for name, caption in PARITY.captions.items()]
 
 
-def test_show_on_the_terminal_names_settings_and_claims():
+def test_show_on_the_terminal_names_settings_claims_and_figures():
     done = gradfail_cli("show", "parity")
     assert done.returncode == 0, done.stderr
-    for text in ("periodic_inputs", "d=30 stays at chance", "sanity check", "parity.py"):
+    for text in ("periodic_inputs", "d=30 stays at chance", "d-30-stays-at-chance",
+                 "sanity check", "parity.py", "gradient_variance"):
         assert text in done.stdout
+    assert "one band per input dimension d" in " ".join(done.stdout.split())
 
 
 def test_show_of_an_unknown_experiment_is_one_line():
@@ -107,6 +111,7 @@ def test_each_format_loads_in_one_line_with_every_row_of_the_store(format, store
     assert runs.loc[0, "torch_version"] == run["provenance"]["torch"]
     claims = frames["claims"]
     assert list(claims["name"]) == [c["name"] for c in run["claims"]]
+    assert list(claims["id"]) == [c["id"] for c in run["claims"]]
     assert list(claims["verdict"]) == [c["verdict"] for c in run["claims"]]
     assert list(claims["kind"]) == [c["kind"] for c in run["claims"]]
     measured = [c["measured"] for c in run["claims"]]
@@ -120,6 +125,19 @@ def test_each_format_loads_in_one_line_with_every_row_of_the_store(format, store
     exported = sorted(zip(series["step"], series["seed_index"], series["value"]))
     assert [row[:2] for row in exported] == [row[:2] for row in sorted(stored)]
     assert [row[2] for row in exported] == pytest.approx([row[2] for row in sorted(stored)])
+
+
+def test_a_claim_stored_before_ids_is_exported_with_its_names_slug(tmp_path):
+    from gradfail.export import tables
+    from gradfail.store import RunIdentity
+
+    store = Store(tmp_path / "old.sqlite")
+    run_id = store.begin_run(RunIdentity("parity", 1, "{}", 0, 1, "cpu"), "quick", {})
+    store.finish_run(run_id, "done", 1.0, result={}, claims=[
+        {"name": "d=30 stays at chance", "verdict": "holds"},
+        {"id": "d-5-is-learned", "name": "an older wording", "verdict": "fails"}])
+    assert [(row["id"], row["name"]) for row in tables(store)["claims"]] == [
+        ("d-30-stays-at-chance", "d=30 stays at chance"), ("d-5-is-learned", "an older wording")]
 
 
 def test_a_second_export_into_the_same_folder_is_refused_and_changes_nothing(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
 import subprocess
@@ -64,10 +65,11 @@ def test_a_run_resumes_with_its_parts_and_finishes_whole(tmp_path):
     assert store.load_part(run_id, "train d=5") == {"accuracy": [0.5, 1.0]}
     claims = [{"name": "c", "verdict": "holds"}]
     store.finish_run(run_id, "done", 2.0, result={"r": 1}, claims=claims,
-                     figures={"f": "fig.png"})
+                     figures={"f": "fig.png", "g": "g.png"}, captions={"f": "what f shows"})
     (run,) = store.runs()
     assert run["status"] == "done" and run["attempts"] == 2 and run["claims"] == claims
-    assert run["figures"] == {"f": str(tmp_path / "fig.png")} and run["result"] == {"r": 1}
+    assert run["figures"] == {"f": str(tmp_path / "fig.png"), "g": str(tmp_path / "g.png")}
+    assert run["captions"] == {"f": "what f shows"} and run["result"] == {"r": 1}
     assert store.metric(run_id, "acc") == [(0, 0, 0.5)]
 
 
@@ -97,6 +99,7 @@ def test_a_store_of_an_older_schema_gains_the_doctor_sessions_table_and_the_runs
         db.execute("DROP TABLE doctor_sessions")
         for column in ("about", "owner", "heartbeat"):
             db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+        db.execute("ALTER TABLE figures DROP COLUMN caption")
         db.execute("PRAGMA user_version = 1")
     store = Store(path)
     assert store.runs() == []
@@ -111,6 +114,29 @@ def test_a_store_of_an_older_schema_gains_the_doctor_sessions_table_and_the_runs
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     store.finish_run(run_id, "interrupted", 1.0)  # schema 4's status, in the rebuilt table
     assert store.run(run_id)["status"] == "interrupted"
+
+
+def test_a_store_of_schema_4_gains_figure_captions_and_its_figures_read_uncaptioned(
+        tmp_path, monkeypatch):
+    path = tmp_path / "old.sqlite"
+    store = Store(path)
+    run_id = store.begin_run(IDENTITY, "quick", {})
+    store.finish_run(run_id, "done", 1.0, figures={"f": "f.png"}, captions={"f": "dropped"})
+    store.close()
+    with sqlite3.connect(path) as db:  # as schema 4 left it
+        db.execute("ALTER TABLE figures DROP COLUMN caption")
+        db.execute("PRAGMA user_version = 4")
+    with monkeypatch.context() as unwritable:  # read where it cannot migrate: no captions
+        unwritable.setattr(os, "access", lambda path, mode: mode != os.W_OK)
+        (run,) = Store(path, readonly=True).runs()
+    assert run["figures"] == {"f": str(tmp_path / "f.png")} and run["captions"] == {}
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+    (run,) = Store(path, readonly=True).runs()  # writable: migrated on opening, caption NULL
+    assert run["captions"] == {}
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("SELECT caption FROM figures").fetchall() == [(None,)]
 
 
 def test_a_store_of_a_newer_schema_is_refused_and_kept(tmp_path):

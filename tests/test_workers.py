@@ -45,6 +45,7 @@ def test_runs_side_by_side_give_the_numbers_of_runs_in_turn_and_are_stored_once(
     runs = store.runs()
     assert [run["status"] for run in runs] == ["done"] * 3 and len({r["id"] for r in runs}) == 3
     assert all(run["figures"] for run in runs) and all(store.parts(run["id"]) for run in runs)
+    assert all(run["captions"] == PARITY.captions for run in runs)  # sent back with the figures
     assert all(run["provenance"]["threads"] == 1 for run in runs)  # each worker: one thread
     again = run_plan(plan, scale="quick", store=store, seeds=2, jobs=2)
     assert all(o.cached for o in again) and len(store.runs()) == 3

@@ -154,6 +154,10 @@ def build_parser() -> Parser:
     doctor.add_argument("--log-to", action="append", metavar="tensorboard:DIR|mlflow:URI",
                         help="also log the quantities and verdicts there as training goes "
                         "(repeatable; `mlflow` alone: the default tracking URI)")
+    doctor.add_argument("--overhead", type=float, metavar="FRACTION", help="an overhead budget "
+                        "(e.g. 0.1): the doctor times itself and spaces its measurements to fit")
+    doctor.add_argument("--html", metavar="DIR", help="also write DIR/index.html: each doctor's "
+                        "measurements over steps and its verdicts, one self-contained page")
     add_store(doctor)
     add_json(doctor)
     return parser

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gradfail.experiment import SCALES
+from gradfail.experiment import SCALES, claim_id
 
 
 def describe(run: dict | None) -> str:
@@ -31,25 +31,27 @@ def _side(claim: dict | None) -> dict | None:
 
 
 def compare(runs: list[dict], others: list[dict]) -> list[dict]:
-    """Each experiment's claims paired by name with the other store's of the same name: one
+    """Each experiment's claims paired by id with the other store's of the same id: one
     entry per experiment (in `runs`' order, then those only `others` has) with each side's run
     described in a line (`this_run`, `other_run`) and its `rows`. A row holds the experiment,
-    the claim's name and kind, each side's verdict, measured value and detail (`this`, `other`:
-    None on the side that lacks the claim), `differs` (both sides hold the claim and their
-    verdicts differ) and `only` ("here", "there", or None when both hold it). Claims keep this
-    store's order, the other's own after them."""
+    the claim's id, name (this store's, else the other's) and kind, each side's verdict,
+    measured value and detail (`this`, `other`: None on the side that lacks the claim),
+    `differs` (both sides hold the claim and their verdicts differ) and `only` ("here",
+    "there", or None when both hold it). Claims keep this store's order, the other's own after
+    them."""
     here = {run["experiment"]: run for run in runs}
     there = {run["experiment"]: run for run in others}
     names = list(here) + [name for name in there if name not in here]
     compared = []
     for experiment in names:
-        mine = {c["name"]: c for c in (here.get(experiment) or {}).get("claims", [])}
-        theirs = {c["name"]: c for c in (there.get(experiment) or {}).get("claims", [])}
+        mine = {claim_id(c): c for c in (here.get(experiment) or {}).get("claims", [])}
+        theirs = {claim_id(c): c for c in (there.get(experiment) or {}).get("claims", [])}
         rows = []
-        for name in list(mine) + [name for name in theirs if name not in mine]:
-            a, b = mine.get(name), theirs.get(name)
+        for key in list(mine) + [key for key in theirs if key not in mine]:
+            a, b = mine.get(key), theirs.get(key)
             rows.append({
-                "experiment": experiment, "name": name, "kind": (a or b).get("kind", "empirical"),
+                "experiment": experiment, "id": key, "name": (a or b)["name"],
+                "kind": (a or b).get("kind", "empirical"),
                 "this": _side(a), "other": _side(b),
                 "differs": a is not None and b is not None and a["verdict"] != b["verdict"],
                 "only": None if a is not None and b is not None else (

@@ -10,6 +10,7 @@ import difflib
 import hashlib
 import json
 import math
+import re
 import shlex
 import sys
 import time
@@ -36,6 +37,17 @@ def is_sanity(claim: dict) -> bool:
     return claim.get("kind") == "sanity"
 
 
+def slug(text: str) -> str:
+    """Lower-case words joined by hyphens: the first claim ids were the slugs of the claims'
+    names then, so "d=30 stays at chance" is `d-30-stays-at-chance`."""
+    return "-".join(re.findall(r"\w+", text.lower().replace("'", "")))
+
+
+def claim_id(claim: dict) -> str:
+    """A stored claim's id; a record stored before claims had ids gets its stored name's slug."""
+    return claim.get("id") or slug(claim["name"])
+
+
 def claim_counts(claims: list[dict]) -> dict[str, int]:
     """How many empirical claims of each verdict (sanity checks are not results: never counted)."""
     return {verdict: sum(claim["verdict"] == verdict and not is_sanity(claim)
@@ -58,10 +70,10 @@ def judged_on_two_seed_sets(first: list[dict], second: list[dict] | None) -> lis
     between the two disjoint seed sets is inconclusive, with that reason, never holds or fails;
     a sanity check broken on either set is broken. Without a replicate, the claims unchanged
     (each marked `stable` None: not tested)."""
-    by_name = {claim["name"]: claim for claim in second or []}
+    by_id = {claim_id(claim): claim for claim in second or []}
     judged = []
     for claim in first:
-        other = by_name.get(claim["name"])
+        other = by_id.get(claim_id(claim))
         if other is None:
             judged.append(claim | {"stable": None, "second_verdict": None})
             continue
@@ -206,7 +218,11 @@ class Claim:
 
     `test`: an empirical claim's statistical rule, stated before it runs: the statistic, its
     interval (over seeds, by bootstrap, exact, or censoring-aware) and the direction of the
-    effect; the check judges that interval against the tolerance's threshold."""
+    effect; the check judges that interval against the tolerance's threshold.
+
+    `name`: the statement claimed, so that "holds" or "fails" beside it reads plainly; `id`: a
+    short slug, unique within the experiment, that never changes (stored results are matched
+    to the claim by it, so the statement can be reworded)."""
 
     name: str
     paper: str
@@ -217,6 +233,7 @@ class Claim:
     # one line on why the claim fails where it does (a finding, the budget, or a known setup
     # difference), shown beside a `fails` verdict; written from the runs, it changes no verdict
     if_fails: str = ""
+    id: str = field(kw_only=True)
 
     def evaluate(self, config: Config, result: dict) -> dict:
         check = self.check(config, result)
@@ -224,6 +241,7 @@ class Claim:
         if measured is not None and not math.isfinite(measured):
             measured = None
         return {
+            "id": self.id,
             "name": self.name,
             "paper": self.paper,
             "tolerance": self.tolerance,
@@ -235,6 +253,15 @@ class Claim:
             "test": self.test,
             "interval": interval_json(check.interval),
         }
+
+
+def restate(claims: list[dict], registered: tuple[Claim, ...] = ()) -> list[dict]:
+    """Stored claim records as they are shown: each with its id (`claim_id`) and, where a
+    claim of `registered` has that id, its current statement (an old store reads as today's)."""
+    statements = {claim.id: claim.name for claim in registered}
+    return [record | {"id": claim_id(record),
+                      "name": statements.get(claim_id(record), record["name"])}
+            for record in claims]
 
 
 def interval_json(interval: Interval | None) -> dict | None:
@@ -263,6 +290,9 @@ class Experiment:
     run: Callable[[Any, RunContext], dict]
     figures: Callable[[Any, dict], dict[str, Any]]
     claims: tuple[Claim, ...]
+    # what to see in each figure, by the name `figures` gives it: stored with the figure and
+    # shown under it in the report
+    captions: dict[str, str] = field(default_factory=dict)
     seeds: dict[str, int] = field(default_factory=lambda: {"quick": 2, "default": 4, "paper": 8})
     # cores a run takes when runs go side by side: one, or as many as the processes it starts
     cores: Callable[[Any], int] = lambda config: 1

@@ -2,8 +2,10 @@
 read in one line.
 
     runs     one row per run: identity, status, times, provenance, config as a JSON string
-    claims   one row per claim of each run, as the run stored it (replicates are their own runs;
-             pair them by `runs.replicate_of_seed`)
+    claims   one row per claim of each run, as the run stored it, with the claim's stable `id`
+             (one stored before claims had ids: its stored name's slug) to pair the same claim
+             across runs and renamings (replicates are their own runs; pair them by
+             `runs.replicate_of_seed`)
     metrics  one row per logged point: run, part, series, step, seed index, value
 
 `tables(store)` builds them as lists of dicts with fixed, typed columns (`COLUMNS`); `export`
@@ -22,6 +24,7 @@ import secrets
 from pathlib import Path
 
 from gradfail.errors import ConfigError
+from gradfail.experiment import claim_id
 from gradfail.store import Store
 from gradfail.terminal import finite_or_null
 
@@ -33,9 +36,10 @@ COLUMNS: dict[str, dict[str, str]] = {
              "wall_s": "float", "attempts": "int", "started_at": "str", "finished_at": "str",
              "replicate_of_seed": "int", "git_commit": "str", "torch_version": "str",
              "config": "str"},
-    "claims": {"run_id": "int", "experiment": "str", "position": "int", "name": "str",
-               "kind": "str", "verdict": "str", "holds": "bool", "measured": "float",
-               "paper": "str", "tolerance": "str", "test": "str", "detail": "str", **INTERVAL},
+    "claims": {"run_id": "int", "experiment": "str", "position": "int", "id": "str",
+               "name": "str", "kind": "str", "verdict": "str", "holds": "bool",
+               "measured": "float", "paper": "str", "tolerance": "str", "test": "str",
+               "detail": "str", **INTERVAL},
     "metrics": {"run_id": "int", "experiment": "str", "part": "str", "series": "str",
                 "step": "int", "seed_index": "int", "value": "float"},
 }
@@ -60,7 +64,8 @@ def tables(store: Store) -> dict[str, list[dict]]:
             "config": json.dumps(run["config"], sort_keys=True, separators=(",", ":"))}))
         for position, claim in enumerate(run["claims"]):
             row = claim | {"run_id": run["id"], "experiment": run["experiment"],
-                           "position": position, "kind": claim.get("kind") or "empirical"}
+                           "position": position, "id": claim_id(claim),
+                           "kind": claim.get("kind") or "empirical"}
             interval = claim.get("interval") or {}  # its estimate is the claim's measured value
             row |= {f"interval_{key}": value for key, value in interval.items()}
             row["interval_estimate"] = claim.get("measured") if interval else None

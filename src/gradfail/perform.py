@@ -3,9 +3,10 @@
 
 The process that owns the store (the driver) begins a run and hands its `Assignment` (the
 experiment's name and config, the seeds and the parts already stored) to whoever performs it;
-what comes back (`Performed`: status, result, judged claims, figures as PNG bytes, metrics) and
-each part as it finishes travel back to the driver, which alone writes the store. Nothing here
-touches the store, so a run can be performed on a machine that cannot see it.
+what comes back (`Performed`: status, result, judged claims, figures as PNG bytes with their
+captions, metrics) and each part as it finishes travel back to the driver, which alone writes
+the store. Nothing here touches the store, so a run can be performed on a machine that cannot
+see it.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Performed:
     result: dict | None = None
     claims: list[dict] = field(default_factory=list)
     figures: dict[str, bytes] = field(default_factory=dict)
+    captions: dict[str, str] = field(default_factory=dict)  # by figure name: travel with them
     metrics: list[tuple] = field(default_factory=list)
     resumed_parts: list[str] = field(default_factory=list)
 
@@ -133,12 +135,14 @@ def perform(experiment: Experiment, config: Config, assignment: Assignment, save
         claims = [claim.evaluate(config, result) for claim in experiment.claims]
         figures = {name: png_bytes(figure)
                    for name, figure in experiment.figures(config, result).items()}
+        captions = {name: experiment.captions[name] for name in figures
+                    if name in experiment.captions}
     except Exception as error:
         traceback.print_exc(file=sys.stderr)
         reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
         return ended("failed", f"after the run (claims or figures): "
                                f"{type(error).__name__}: {reason}")
-    return ended("done", result=result, claims=claims, figures=figures)
+    return ended("done", result=result, claims=claims, figures=figures, captions=captions)
 
 
 def out_of_memory(error: BaseException) -> str:

@@ -7,7 +7,7 @@ import functools
 import importlib
 
 from gradfail.errors import GradfailError, UnknownExperiment
-from gradfail.experiment import Experiment
+from gradfail.experiment import Experiment, claim_id, restate
 
 # One module a difficulty, in the order of the paper and then the catalogue.
 EXPERIMENT_MODULES = (
@@ -59,12 +59,19 @@ def get(name: str) -> Experiment:
     )
 
 
+def restated(experiment: str, claims: list[dict]) -> list[dict]:
+    """An experiment's stored claims, each with its id and, where the experiment is still
+    registered, the current statement of the claim with that id (`experiment.restate`)."""
+    found = experiments().get(experiment)
+    return restate(claims, found.claims if found else ())
+
+
 def verdict_reason(experiment: str, claim: dict) -> str:
-    """One line on why a stored claim fails (its experiment's own account, `Claim.if_fails`) or
-    is inconclusive; "" for the other verdicts."""
+    """One line on why a stored claim fails (its experiment's own account, `Claim.if_fails`,
+    found by the claim's id) or is inconclusive; "" for the other verdicts."""
     if claim["verdict"] == "fails":
         found = experiments().get(experiment)
-        account = next((c.if_fails for c in found.claims if c.name == claim["name"]),
+        account = next((c.if_fails for c in found.claims if c.id == claim_id(claim)),
                        "") if found else ""
         return account or "no account recorded: the measured values are the result"
     if claim["verdict"] == "inconclusive":

@@ -2,8 +2,9 @@
 then the doctor sessions stored from users' training runs, with each verdict's history.
 
 Self-contained: one `index.html` (jinja2 template `templates/report.html.j2`) with its figures
-copied beside it under `figures/`; no network resources and no JavaScript. Failed and diverged
-runs are shown as such. The report reads only the store. At a glance: what needs attention first
+copied beside it under `figures/` (a doctor session's figure, drawn from its stored history,
+embedded in it); no network resources and no JavaScript. Failed and diverged runs are shown as
+such. The report reads only the store. At a glance: what needs attention first
 (claims that fail or are inconclusive, broken sanity checks, runs that did not finish), a table
 of contents grouped by the experiments' packages, descriptions rendered from Markdown (backticks
 as code, `$...$` as MathML, no raw HTML, links or emphasis). With another store
@@ -43,9 +44,10 @@ from gradfail.store import FINISHED, Store
 def latest_runs(store: Store) -> list[dict]:
     """The newest finished run of each experiment (done, diverged or failed), in catalogue order
     (unregistered names last); `later_attempt` names a newer attempt that is running or was
-    interrupted. Its claims are judged beside its replicate on a second seed set where the store
-    holds one (`judged_on_two_seed_sets`; the replicate's id under `replicate`). Replicates are
-    never shown on their own."""
+    interrupted. Its claims, with their ids and current statements (`registry.restated`), are
+    judged beside its replicate's on a second seed set where the store holds one
+    (`judged_on_two_seed_sets`; the replicate's id under `replicate`). Replicates are never
+    shown on their own."""
     latest: dict[str, dict] = {}
     attempts: dict[str, dict] = {}
     for run in store.runs():
@@ -64,7 +66,9 @@ def latest_runs(store: Store) -> list[dict]:
             "id": attempt["id"], "status": attempt["status"]}
         replicate = store.replicate(run["id"], second_seed_set(run["seed"]))
         run["replicate"] = None if replicate is None else replicate["id"]
-        run["claims"] = judged_on_two_seed_sets(run["claims"], replicate and replicate["claims"])
+        run["claims"] = judged_on_two_seed_sets(registry.restated(run["experiment"],
+                                                                  run["claims"]),
+                                                replicate and replicate["claims"])
     order = list(registry.experiments())
     return sorted(latest.values(), key=lambda run: (
         order.index(run["experiment"]) if run["experiment"] in order else len(order),
@@ -136,20 +140,22 @@ def is_wide(path: Path) -> bool:
 def section(run: dict, out_dir: Path) -> dict:
     """One experiment's section, from what the store holds of its run (a run stored before its
     title and command were stored with it shows its name); its figure files are copied beside
-    the report."""
+    the report, each with its stored caption (for a figure stored before captions were, the
+    registered experiment's caption of that figure; a path of None for a file that is gone)."""
     about = run["about"]
+    registered = registry.experiments().get(run["experiment"])
     figures = {}
     for name, path in run["figures"].items():
         source = Path(path)
+        figures[name] = {"path": None, "wide": False, "caption": run["captions"].get(name) or (
+            registered.captions.get(name) if registered else None)}
         if source.exists():
             target = out_dir / "figures" / f"{run['id']}-{run['experiment']}-{name}.png"
             partial = target.with_suffix(".partial.png")
             shutil.copyfile(source, partial)
             os.replace(partial, target)  # the previous report's copy stays whole until then
-            figures[name] = {"path": target.relative_to(out_dir).as_posix(),
-                             "wide": is_wide(target)}
-        else:
-            figures[name] = None
+            figures[name] |= {"path": target.relative_to(out_dir).as_posix(),
+                              "wide": is_wide(target)}
     return {
         "run": run,
         "anchor": run["experiment"],
@@ -182,9 +188,13 @@ def verdict_history(checks: list[dict]) -> dict[str, list[tuple[int, int]]]:
 
 def doctor_session(session: dict) -> dict:
     """A stored doctor session (gradfail doctor --store, or Doctor.report(store=...)) for the
-    report: its verdicts, when each was raised, and what was measured."""
+    report: its verdicts, when each was raised, what was measured, and the figure of its
+    history (gradfail.doctor.timeline, as a data: URI; None for a session stored without one)."""
+    from gradfail.doctor.timeline import data_uri
+
     document = session["document"]
     return {"id": session["id"], "name": session["name"], "started_at": session["started_at"],
+            "figure": data_uri(session.get("history") or [], document.get("verdicts", [])),
             "optimizer": document.get("optimizer"), "steps": document.get("steps"),
             "verdicts": document.get("verdicts", []),
             "history": verdict_history(document.get("history", [])),
@@ -262,28 +272,39 @@ def contents(sections: list[dict], sessions: list[dict], attention: list[dict]) 
     return list(groups.values())
 
 
+def writable_folder(folder: str | Path, what: str) -> Path:
+    """`folder`, made if missing; a one-line error when it is a file or cannot be written."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise StoreError(f"cannot write {what} into {folder}: it is a file")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreError(f"cannot write {what} into {folder}: {error.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise StoreError(f"cannot write {what} into {folder}: permission denied")
+    return folder
+
+
+def templates() -> jinja2.Environment:
+    """The package's templates, every text escaped, an undefined name an error."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("gradfail", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
+
+
 def write_report(store: Store, out_dir: str | Path, compare_with: Store | None = None) -> Path:
     """Render the report of `store` into `out_dir`; returns the path of index.html. With
     `compare_with`, another store's latest runs are set beside this one's, claim by claim."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise StoreError(f"cannot write the report into {out_dir}: it is a file")
-    try:
-        (out_dir / "figures").mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise StoreError(f"cannot write the report into {out_dir}: {error.strerror}") from None
-    if not os.access(out_dir, os.W_OK) or not os.access(out_dir / "figures", os.W_OK):
-        raise StoreError(f"cannot write the report into {out_dir}: permission denied")
+    out_dir = writable_folder(out_dir, "the report")
+    writable_folder(out_dir / "figures", "the report")
     runs = latest_runs(store)
     sections = [section(run, out_dir) for run in runs]
     compared = None if compare_with is None else comparison(
         store.path, runs, compare_with.path, latest_runs(compare_with))
-    sessions = [doctor_session(s) for s in store.doctor_sessions()]
+    sessions = [doctor_session(s) for s in store.doctor_sessions(with_history=True)]
     attention = needs_attention(sections)
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("gradfail", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
-    html = environment.get_template("report.html.j2").render(
+    html = templates().get_template("report.html.j2").render(
         sections=sections, store=str(store.path), version=gradfail.__version__,
         sessions=sessions, attention=attention, toc=contents(sections, sessions, attention),
         provisional=provisional_scales(sections), compared=compared,

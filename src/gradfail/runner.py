@@ -31,6 +31,7 @@ from gradfail.experiment import (
     SilentProgress,
     config_json,
     judged_on_two_seed_sets,
+    restate,
     second_seed_set,
 )
 from gradfail.perform import Assignment, Job, Performed, perform
@@ -112,8 +113,8 @@ class Outcome:
             "wall_s": self.wall_s, "error": self.error, "resumed_parts": self.resumed_parts,
             "figures": self.figures, "replicate_of": self.replicate_of,
             "claims": [
-                {key: claim[key] for key in ("name", "paper", "measured", "holds", "verdict",
-                                             "detail", "tolerance", "kind", "test",
+                {key: claim[key] for key in ("id", "name", "paper", "measured", "holds",
+                                             "verdict", "detail", "tolerance", "kind", "test",
                                              "interval", "stable", "second_verdict")
                  if key in claim}
                 for claim in self.claims
@@ -168,8 +169,8 @@ def begin(experiment: Experiment, config: Config, *, scale: str, store: Store, s
     if found is not None and found["status"] in COMPLETE:
         run = store.run(found["id"])
         return Outcome(run["id"], experiment.name, run["scale"], seed, n_seeds, run["status"],
-                       True, run["claims"], run["wall_s"], run["error"], figures=run["figures"],
-                       replicate_of=replicate_of)
+                       True, restate(run["claims"], experiment.claims), run["wall_s"],
+                       run["error"], figures=run["figures"], replicate_of=replicate_of)
     recorded = provenance(device, threads) | {"estimated_s": estimate_s}
     run_id = store.begin_run(identity, scale, recorded, experiment.about(
         config, scale, seed, n_seeds, str(device), replicate_of))
@@ -201,7 +202,8 @@ def finish(store: Store, assignment: Assignment, performed: Performed) -> Outcom
                          error=performed.error, metrics=performed.metrics,
                          result=performed.result, claims=performed.claims,
                          figures={name: store.figure_path(Path(path))
-                                  for name, path in figures.items()})
+                                  for name, path in figures.items()},
+                         captions=performed.captions)
     except KeyboardInterrupt:
         interrupt(store, assignment.run_id)
         raise

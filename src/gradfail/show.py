@@ -2,9 +2,9 @@
 
 `describe(experiment)` collects it as one JSON-ready dict: title, section and citation, the
 description, the source file, every setting (its type, its description and its value at each
-scale, with the scales where it differs from the default one), the seeds per scale, and the
-claims with the statistical test each is judged by. `print_description` lays that dict out on
-the terminal.
+scale, with the scales where it differs from the default one), the seeds per scale, the claims
+with their ids and the statistical test each is judged by, and the figures a run draws with
+what to see in each. `print_description` lays that dict out on the terminal.
 """
 
 from __future__ import annotations
@@ -69,9 +69,11 @@ def describe(experiment: Experiment) -> dict:
         "module": experiment.run.__module__,
         "seeds": dict(experiment.seeds),
         "settings": settings(experiment),
-        "claims": [{"name": claim.name, "kind": claim.kind, "paper": claim.paper,
-                    "tolerance": claim.tolerance, "test": claim.test}
+        "claims": [{"id": claim.id, "name": claim.name, "kind": claim.kind,
+                    "paper": claim.paper, "tolerance": claim.tolerance, "test": claim.test}
                    for claim in experiment.claims],
+        "figures": [{"name": name, "caption": caption}
+                    for name, caption in experiment.captions.items()],
         "run": f"gradfail run {experiment.name} --scale quick",
     }
 
@@ -81,7 +83,8 @@ def shown_value(value) -> str:
 
 
 def print_description(found: dict) -> None:
-    """The dict of `describe` as a terminal page: heading, description, settings, claims."""
+    """The dict of `describe` as a terminal page: heading, description, settings, claims,
+    figures."""
     from rich.table import Table
 
     out = console()
@@ -115,7 +118,7 @@ def print_description(found: dict) -> None:
               "never counted)[/]")
     for claim in found["claims"]:
         kind = "[dim]sanity check[/]" if claim["kind"] == "sanity" else "empirical"
-        out.print(f"\n• [bold]{plain(claim['name'])}[/] ({kind})")
+        out.print(f"\n• [bold]{plain(claim['name'])}[/] ({kind}) [dim]id {plain(claim['id'])}[/]")
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="dim", no_wrap=True)
         grid.add_column(overflow="fold")
@@ -124,3 +127,8 @@ def print_description(found: dict) -> None:
             if claim[key]:
                 grid.add_row(f"  {label}", plain(claim[key]))
         out.print(grid)
+
+    out.print()
+    out.print("[bold]figures[/] [dim](what to see in each)[/]")
+    for figure in found["figures"]:
+        out.print(f"• [bold]{plain(figure['name'])}[/]: {plain(figure['caption'])}")

@@ -23,7 +23,8 @@ from gradfail.errors import StoreError
 
 DEFAULT_PATH = Path("results/gradfail.sqlite")
 APPLICATION_ID = 0x67726466  # "grdf": marks a SQLite file as a gradfail store
-SCHEMA_VERSION = 4  # 2: doctor_sessions; 3: what the report says of a run; 4: run owners
+SCHEMA_VERSION = 5  # 2: doctor_sessions; 3: what the report says of a run; 4: run owners;
+# 5: figure captions
 COMPLETE = ("done", "diverged")  # a rerun of the same identity skips these
 FINISHED = ("done", "diverged", "failed")  # what the report and claims show
 
@@ -81,6 +82,7 @@ CREATE TABLE figures (
     run_id INTEGER NOT NULL REFERENCES runs(id),
     name TEXT NOT NULL,
     path TEXT NOT NULL,
+    caption TEXT,
     PRIMARY KEY (run_id, name)
 );
 """
@@ -99,7 +101,8 @@ MIGRATIONS = {1: DOCTOR_SESSIONS,  # from a schema version to the next
               2: "ALTER TABLE runs ADD COLUMN about TEXT",
               3: RUNS.format(name="runs_v4") + f"""; INSERT INTO runs_v4 ({RUN_COLUMNS})
                  SELECT {RUN_COLUMNS} FROM runs; DROP TABLE runs;
-                 ALTER TABLE runs_v4 RENAME TO runs"""}
+                 ALTER TABLE runs_v4 RENAME TO runs""",
+              4: "ALTER TABLE figures ADD COLUMN caption TEXT"}  # older figures: NULL
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ class Store:
         self.path = Path(path)
         self.readonly = readonly
         self.figures_dir = self.path.parent / f"{self.path.stem}.figures"
+        self.schema_version = SCHEMA_VERSION  # lower only for an old store that cannot migrate
         self._db = self._open_readonly() if readonly else self._open()
 
     # -- opening -------------------------------------------------------------------------------
@@ -147,6 +151,8 @@ class Store:
         if version < SCHEMA_VERSION and os.access(self.path, os.W_OK) and \
                 os.access(self.path.parent, os.W_OK):
             self._open().close()  # an older schema is migrated once, where it may be written
+        else:
+            self.schema_version = version
         return self._read_connection()
 
     def _read_connection(self) -> sqlite3.Connection:
@@ -314,8 +320,10 @@ class Store:
         figures: dict[str, str] | None = None,
         error: str | None = None,
         metrics: list[tuple] = (),
+        captions: dict[str, str] | None = None,
     ) -> None:
-        """Close a run in one transaction: its status, result, claims and figure paths."""
+        """Close a run in one transaction: its status, result, claims, and figure paths each
+        with its caption (`captions`, by figure name)."""
         with self.transaction() as db:
             db.execute(
                 "UPDATE runs SET status=?, error=?, result=?, finished_at=?, wall_s=?, owner=NULL,"
@@ -330,8 +338,9 @@ class Store:
             )
             db.execute("DELETE FROM figures WHERE run_id=?", (run_id,))
             db.executemany(
-                "INSERT INTO figures (run_id, name, path) VALUES (?,?,?)",
-                [(run_id, name, path) for name, path in (figures or {}).items()],
+                "INSERT INTO figures (run_id, name, path, caption) VALUES (?,?,?,?)",
+                [(run_id, name, path, (captions or {}).get(name))
+                 for name, path in (figures or {}).items()],
             )
             _insert_metrics(db, run_id, None, metrics)
 
@@ -389,8 +398,9 @@ class Store:
 
     # -- reading -------------------------------------------------------------------------------
     def runs(self, experiment: str | None = None, run_id: int | None = None) -> list[dict]:
-        """Stored runs (newest last), all or of one experiment or id, with claims and figures
-        (paths resolved against the store's folder). A `running` row whose owner has ended
+        """Stored runs (newest last), all or of one experiment or id, with claims, figures
+        (paths resolved against the store's folder) and the figures' captions where stored
+        (`captions`, by figure name). A `running` row whose owner has ended
         reads as `interrupted` (a read-only store cannot be marked)."""
         filters = {"experiment": experiment, "id": run_id}
         where = [f"{column}=?" for column, value in filters.items() if value is not None]
@@ -409,8 +419,11 @@ class Store:
                                                                     run.get("heartbeat")):
                 run["status"] = "interrupted"
             run["claims"] = self.claims(run["id"])
-            run["figures"] = {name: str(self.path.parent / path) for name, path in self._db.execute(
-                "SELECT name, path FROM figures WHERE run_id=? ORDER BY rowid", (run["id"],))}
+            caption = "caption" if self.schema_version >= 5 else "NULL"  # 5 stores captions
+            figures = self._db.execute(f"SELECT name, path, {caption} FROM figures WHERE"
+                                       " run_id=? ORDER BY rowid", (run["id"],)).fetchall()
+            run["figures"] = {name: str(self.path.parent / path) for name, path, _ in figures}
+            run["captions"] = {name: caption for name, _, caption in figures if caption}
         return runs
 
     def figure_path(self, path: Path) -> str:

@@ -1,6 +1,6 @@
 """Re-record quick_claims.json after an intended change: every experiment at quick scale,
-seed 0, with the version each was recorded at. Run from the repository root:
-`.venv/bin/python tests/data/record_quick_claims.py`."""
+seed 0, with the version each was recorded at, each claim by its id. Run from the repository
+root: `.venv/bin/python tests/data/record_quick_claims.py`."""
 
 import json
 import tempfile
@@ -18,8 +18,8 @@ with tempfile.TemporaryDirectory() as folder:
                                  store=store, n_seeds=experiment.seeds["quick"])
         print(experiment.name, outcome.status, f"{outcome.wall_s:.1f} s", flush=True)
     recorded = {"_versions": {e.name: e.version for e in registry.experiments().values()}}
-    recorded |= {run["experiment"]: {c["name"]: {"verdict": c["verdict"],
-                                                 "measured": c["measured"]}
+    recorded |= {run["experiment"]: {c["id"]: {"verdict": c["verdict"],
+                                               "measured": c["measured"]}
                                      for c in run["claims"]} for run in latest_runs(store)}
 (Path(__file__).parent / "quick_claims.json").write_text(
     json.dumps(recorded, indent=1, ensure_ascii=False) + "\n")

@@ -256,7 +256,7 @@ def test_a_lightning_doctor_that_fails_is_one_warning_and_training_goes_on(tmp_p
     from gradfail.doctor import lightning
     from gradfail.doctor.monitor import Doctor
 
-    monkeypatch.setattr(Doctor, "step", lambda *args: 1 / 0)
+    monkeypatch.setattr(Doctor, "step", lambda *args, **kwargs: 1 / 0)
     with pytest.warns(DoctorWarning) as caught:
         trainer, _ = fit_lightning(tmp_path, shallow_relu(), lr=0.01, steps=20)
     said = [w for w in caught if w.category is DoctorWarning]

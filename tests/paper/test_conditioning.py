@@ -100,7 +100,7 @@ def test_every_scale_runs_the_papers_tensorflow_adam():
     assert conditioning.TF_ADAM == {"betas": (0.9, 0.999), "eps": 1e-8}
 
 
-CLAIMS = {claim.name: claim for claim in conditioning.CLAIMS}
+CLAIMS = {claim.id: claim for claim in conditioning.CLAIMS}
 
 
 def attempts(**errors: list[list[float]]) -> dict:
@@ -120,7 +120,7 @@ def attempts(**errors: list[list[float]]) -> dict:
 ])
 def test_whitened_fast_is_judged_at_step_500(at_500, verdict):
     result = attempts(whitened_convolution=[[1.0, e] for e in at_500])
-    found = CLAIMS["whitened convolution fast"].evaluate(EXPERIMENT.config("quick"), result)
+    found = CLAIMS["whitened-convolution-fast"].evaluate(EXPERIMENT.config("quick"), result)
     assert found["verdict"] == verdict and found["interval"]["method"] == "order-statistic"
 
 
@@ -133,12 +133,12 @@ def test_whitened_fast_is_judged_at_step_500(at_500, verdict):
 ])
 def test_convolution_slow_is_judged_at_ten_times_the_whitened_budget(at_5000, length, verdict):
     result = attempts(convolution=[[1.0] * (length - 1) + [e] for e in at_5000])
-    found = CLAIMS["convolution slow"].evaluate(EXPERIMENT.config("quick"), result)
+    found = CLAIMS["convolution-slow"].evaluate(EXPERIMENT.config("quick"), result)
     assert found["verdict"] == verdict and found["interval"]["n"] == 3
 
 
 def test_full_linear_stuck_needs_the_papers_50000_steps():
-    claim, config = CLAIMS["full linear stuck"], EXPERIMENT.config("quick")
+    claim, config = CLAIMS["full-linear-stuck"], EXPERIMENT.config("quick")
     found = claim.evaluate(config, attempts(full_linear=[[1.0, 0.05], [1.0, 0.08]]))
     assert found["verdict"] == "not checked" and "50,000 steps" in found["detail"]
     assert found["measured"] == pytest.approx(0.065) and found["interval"] is not None

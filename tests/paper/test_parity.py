@@ -160,7 +160,7 @@ def test_a_short_run_is_judged_only_where_more_steps_could_not_change_the_verdic
 def test_the_slope_is_judged_on_its_t_interval_over_seeds(slopes, verdict):
     dims = np.arange(4, 11)
     exact = [{"d": int(d), "ratio": [2.0 ** (s * d) for s in slopes]} for d in dims]
-    claim = next(c for c in parity.CLAIMS if c.name == "variance follows 2^-d")
+    claim = next(c for c in parity.CLAIMS if c.id == "variance-follows-2-d")
     found = claim.evaluate(small_config(), {"training": [], "exact": exact})
     assert found["verdict"] == verdict and found["interval"]["method"] == "t"
     assert found["measured"] == pytest.approx(np.mean(slopes))

@@ -1,4 +1,5 @@
-"""`gradfail doctor`: a training script under the doctor, or the doctor validated on the
+"""`gradfail doctor`: a training script under the doctor (with `--html DIR`, also a page of each
+doctor's measurements and verdicts, gradfail.doctor.page), or the doctor validated on the
 failure zoo (`--zoo`) or on the benchmark of independent programs (`--bench`)."""
 
 from __future__ import annotations
@@ -18,16 +19,24 @@ def doctor_command(args) -> int:
         raise GradfailError("name a training script, or --zoo")
     from rich.console import Console
 
+    from gradfail.doctor.budget import Budget
     from gradfail.doctor.loggers import defaults, destinations
+    from gradfail.doctor.page import page_folder, write_page
     from gradfail.doctor.script import run_script
     from gradfail.store import Store
 
     log_to = destinations(args.log_to)  # a bad one is a one-line error before anything runs
+    if args.overhead is not None:
+        Budget(args.overhead)  # likewise a bad budget
+    folder = page_folder(args.html) if args.html else None  # so is a page with no place
     store = Store(args.store)
-    with defaults(live=True, log_to=log_to):  # every doctor the script's optimizers get
+    with defaults(live=True, log_to=log_to, overhead=args.overhead):  # every doctor the script's optimizers get
         doctors, wall_s = run_script(args.script, args.script_args, quiet_stdout=args.json)
     for doctor in doctors:
         doctor.report(store=store, console=Console(stderr=args.json))
+    if folder is not None:
+        index = write_page(doctors, folder, args.script)
+        print(f"doctor page: {index}", file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print_json({"doctors": [doctor.summary() for doctor in doctors], "wall_s": wall_s})
     return 0
@@ -42,7 +51,7 @@ def doctor_bench(args) -> int:
     chosen = bench.programs(args.split)
     with progress_bars(enabled=sys.stderr.isatty() and not args.json) as progress:
         outcomes = bench.evaluate_all(chosen, args.jobs, progress.task(
-            f"the doctor on the benchmark ({args.split})", len(chosen)))
+            f"the doctor on the benchmark ({args.split})", len(chosen)), budget=args.overhead)
     scores = score(outcomes)
     if args.json:
         print_json(scores)

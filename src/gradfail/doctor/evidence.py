@@ -1,13 +1,10 @@
 """The doctor's rules, one function a verdict: each reads a `Window` of the history and returns a
 `Finding` (gradfail.doctor.rules) with the numbers it read, or None.
 
-Each rule measures what its verdict names. Its thresholds are of two kinds. Definitions: half of
-a layer's units dead; a gradient held over from the last step at all; a log-loss given the
-output of a softmax or sigmoid, or rows that are probability vectors; a layer whose gradient is
-exactly zero below a flat function; a step whose loss rose above where it began (the stability
-edge of ρ); lr·λ_max past the stability limit 2(1 + momentum). Settings, marked "set on dev":
-chosen on the development half of the benchmark programs and the zoo's development cases
-(gradfail.doctor.bench, gradfail.doctor.zoo), never on the held-out ones.
+Each rule measures what its verdict names, and compares it with its thresholds, the fields of
+the window's `config` (`c`, a gradfail.doctor.config.DoctorConfig): definitions, which follow
+from the verdict's meaning, and settings chosen on the development half of the benchmark
+programs and the zoo's development cases, never on the held-out ones (each field says which).
 """
 
 from __future__ import annotations
@@ -19,43 +16,6 @@ import numpy as np
 
 if TYPE_CHECKING:
     from gradfail.doctor.window import Window
-
-# definitions
-STALE = 0.01  # a held-over gradient ≥ 1% of the stepped one (cleared gradients give exactly 0)
-PROBABILITIES = 0.9  # share of a log-loss's inputs that were probabilities
-FLAT = 0.9  # zero derivatives of a flat function on the gradient path
-DEAD = 0.5  # units never active on any recent sample, in a one-sided (ReLU-like) function
-LINEAR = 0.9  # ρ: the step got ≥ 90% of the decrease its slope promised (linear regime)
-OVERSHOT = 0.2  # ρ: the step landed close to as high as it started (2× past the minimum: ρ = 0)
-PURE = 0.9  # batches this much of one class, the class changing between batches: ordered data
-REGRESSED = 0.5  # the loss climbed back half of its (log-)progress from its best …
-PROGRESSED = 1.5  # … after its best had come to at most 2/3 of where it started
-# set on dev
-SATURATED = 0.25  # a smooth activation passing under a quarter of its typical derivative
-INPUT_RMS = 20.0  # an input feature this large (RMS) is on a raw scale
-INPUT_SPREAD = 1e3  # feature standard deviations this far apart
-FIT = 0.9  # a model this much better than an input-independent prediction has fit its data
-LEARNED = 0.35  # … and one below this has not learned much yet
-NOTHING = 0.05  # … and one below this has learned nothing
-STALLED = 0.05  # relative loss decrease over the window
-SLOW = 0.15  # relative loss decrease over the window: a crawl
-TREND = 3.0  # t statistic of the loss's trend: a trend beyond it is no noise …
-HORIZON = 300  # … over this many steps, for the rates of slow learning
-VANISHING = 1e-2  # gradient at the first activation over the last (or first call over last)
-EXPLODING = 1e2  # … or its inverse growth
-HUGE = 10.0  # gradient norm over weight norm
-SPIKES = 10.0  # largest loss in the window over its median
-WAVES = 2.0  # variance ratio of the smoothed loss: swings slower than batch noise
-SWING = 0.1  # the smoothed loss's swings relative to its level
-ILL_CONDITIONED = 1e4  # Hessian λ_max/λ_min, or the input correlation's condition number
-AT_THE_EDGE = 0.1  # lr·λ_max over the stability limit: the sharp direction limits the step
-PAST_THE_EDGE = 1.5  # … and beyond this, clearly past it: gradient descent self-stabilises at the
-# edge (Cohen et al. 2021, edge of stability), and λ_max on 32 samples reads high; changed from
-# 1 after the first held-out evaluation named a healthy run at the edge (1.18×) unstable
-SMALL_STEP = 0.02  # lr·λ_max over the limit: room for a step 50× larger
-NOISE = 0.3  # mean cosine below this: the batch gradient is mostly noise
-NO_SIGNAL = 0.1  # … and below this, and not significant: nothing but noise
-
 
 def finding(name: str, strength: float, text: str, layers=()):
     from gradfail.doctor.rules import Finding
@@ -106,18 +66,20 @@ def diverged(w: Window):
 
 
 def accumulating(w: Window):
+    c = w.config
     stale = w.median("stale_grad_ratio")
-    if stale > STALE:
-        return finding("gradients accumulate", 10 * stale / STALE, f"when each step's backward "
+    if stale > c.stale:
+        return finding("gradients accumulate", 10 * stale / c.stale, f"when each step's backward "
                        f"began, the gradients still held {stale:.0%} of what the optimizer "
                        f"then stepped with (0% when they are cleared); {w.trend_text()}")
     return None
 
 
 def probabilities_to_log_loss(w: Window):
+    c = w.config
     loss, share = extreme(w.by_suffix("probability_inputs/"))
-    if share > PROBABILITIES:
-        return finding("probabilities fed to a log-loss", 10 * share / PROBABILITIES,
+    if share > c.probabilities:
+        return finding("probabilities fed to a log-loss", 10 * share / c.probabilities,
                        f"{loss} was given probabilities ({share:.0%} of its inputs came from a "
                        f"softmax or sigmoid, or are rows summing to 1), where it expects logits"
                        f" or log-probabilities; {w.trend_text()}")
@@ -126,22 +88,24 @@ def probabilities_to_log_loss(w: Window):
 
 # -- mechanisms -------------------------------------------------------------------------------------
 def unnormalised_inputs(w: Window):
+    c = w.config
     rms, spread = w.median("input_rms_max"), w.median("input_std_spread")
-    if not (rms > INPUT_RMS or spread > INPUT_SPREAD) or w.input_gain > FIT:
+    if not (rms > c.input_rms or spread > c.input_spread) or w.input_gain > c.fit:
         return None
     first, passing = extreme(sites(w, "passing", 2.0), largest=False)
-    return finding("unnormalised inputs", max(rms / INPUT_RMS, spread / INPUT_SPREAD),
+    return finding("unnormalised inputs", max(rms / c.input_rms, spread / c.input_spread),
                    f"input features reach RMS {rms:.3g} and their standard deviations span "
                    f"{spread:.2g}×" + (f"; {first} passes {passing:.0%} of its typical "
                                       f"derivative" if first else "") + f"; {w.trend_text()}")
 
 
 def flat_activations(w: Window):
+    c = w.config
     reached = sites(w, "act_grad")
     name, flat = extreme({k: v for k, v in sites(w, "flat", 0.0).items() if k in reached})
     silent = [k for k, v in w.by_suffix("grad_norm/").items() if v == 0]
-    if flat > FLAT and silent:
-        return finding("flat activations", (1 - FLAT) / max(1 - flat, 1e-9), f"{flat:.0%} of "
+    if flat > c.flat and silent:
+        return finding("flat activations", (1 - c.flat) / max(1 - flat, 1e-9), f"{flat:.0%} of "
                        f"{name}'s derivatives are exactly zero on the gradient's path, and "
                        f"{', '.join(silent[:3])} get{'s' if len(silent) == 1 else ''} no "
                        f"gradient at all; {w.trend_text()}", [name, *silent[:3]])
@@ -149,18 +113,20 @@ def flat_activations(w: Window):
 
 
 def dead_units(w: Window):
+    c = w.config
     name, dead = extreme(sites(w, "dead", 1.0, hidden=True))
-    if dead > DEAD:
-        return finding("dead units", dead / DEAD, f"{dead:.0%} of {name}'s units were never "
+    if dead > c.dead:
+        return finding("dead units", dead / c.dead, f"{dead:.0%} of {name}'s units were never "
                        f"active (derivative under 1% of its typical one on every sample of the "
                        f"last measured steps); {w.trend_text()}", [name])
     return None
 
 
 def saturated_activations(w: Window):
+    c = w.config
     name, passing = extreme(sites(w, "passing", 2.0, hidden=True), largest=False)
-    if passing < SATURATED:
-        return finding("saturated activations", SATURATED / max(passing, 1e-3), f"{name} "
+    if passing < c.saturated:
+        return finding("saturated activations", c.saturated / max(passing, 1e-3), f"{name} "
                        f"passes {passing:.0%} of its typical derivative: its inputs (RMS "
                        f"{w.median(f'input_rms/{name}'):.3g}) sit in its flat tails; "
                        f"{w.trend_text()}", [name])
@@ -191,37 +157,39 @@ def through_time(w: Window, gated: bool) -> tuple[float, str]:
 
 
 def vanishing(w: Window):
-    if w.input_gain > NOTHING or abs(w.decrease) > STALLED:
+    c = w.config
+    if w.input_gain > c.nothing or abs(w.decrease) > c.stalled:
         return None  # learning, or a loss that rises (unstable, not stalled)
     depth, first, last = depth_profile(w)
     over_time, looped = through_time(w, gated=False)
-    if depth < VANISHING:
-        return finding("vanishing gradients", VANISHING / max(depth, 1e-300), f"the gradient "
+    if depth < c.vanishing:
+        return finding("vanishing gradients", c.vanishing / max(depth, 1e-300), f"the gradient "
                        f"reaching {first} is {depth:.1e} × the gradient reaching {last}; "
                        f"{w.trend_text()}", [first])
-    if over_time < VANISHING:
-        return finding("vanishing gradients", VANISHING / max(over_time, 1e-300), f"the "
+    if over_time < c.vanishing:
+        return finding("vanishing gradients", c.vanishing / max(over_time, 1e-300), f"the "
                        f"gradient reaching {looped}'s first step is {over_time:.1e} × its "
                        f"last step's; {w.trend_text()}", [looped])
     return None
 
 
 def exploding(w: Window):
+    c = w.config
     depth, first, last = depth_profile(w)
     over_time, looped = through_time(w, gated=True)
     huge = w.median("grad_norm") / max(w.median("weight_norm"), 1e-30)
     losses = w.losses
     spikes = float(np.max(losses) / max(np.median(losses), 1e-30))
-    if depth > EXPLODING:
-        return finding("exploding gradients", depth / EXPLODING, f"the gradient reaching "
+    if depth > c.exploding:
+        return finding("exploding gradients", depth / c.exploding, f"the gradient reaching "
                        f"{first} is {depth:.1e} × the gradient reaching {last}; "
                        f"{w.trend_text()}", [first])
-    if over_time > EXPLODING:
-        return finding("exploding gradients", over_time / EXPLODING, f"the gradient reaching "
+    if over_time > c.exploding:
+        return finding("exploding gradients", over_time / c.exploding, f"the gradient reaching "
                        f"{looped}'s first step is {over_time:.1e} × its last step's; "
                        f"{w.trend_text()}", [looped])
-    if huge > HUGE and spikes > SPIKES:
-        return finding("exploding gradients", huge / HUGE, f"the gradient's norm is {huge:.3g}"
+    if huge > c.huge and spikes > c.spikes:
+        return finding("exploding gradients", huge / c.huge, f"the gradient's norm is {huge:.3g}"
                        f"× the weights' and the loss spikes to {spikes:.3g}× its median; "
                        f"{w.trend_text()}")
     return None
@@ -233,19 +201,20 @@ def overshooting(w: Window) -> tuple[bool, float, float]:
     point against each other, ρ, the mean cosine): the optimizer overshoots back and forth."""
     rho = w.median("step_ratio")
     cosine, _ = w.signal()
-    return rho < 0 and cosine < -NOISE, rho, cosine
+    return rho < 0 and cosine < -w.config.noise, rho, cosine
 
 
 def step_too_large(w: Window):
     """Gradient descent (plain or heavy ball) past its stability limit lr·λ_max = 2(1 + β):
     measured, or, without a curvature measurement, seen as steps that overshoot."""
+    c = w.config
     if w.context is None or w.context.optimizer != "SGD":
         return None
     sharpness = w.sharpness()
     overshoots, rho, cosine = overshooting(w)
-    if w.input_gain > FIT:
+    if w.input_gain > c.fit:
         return None  # a run that fits its data is not failing, whatever its sharpness reads
-    if sharpness > PAST_THE_EDGE and (rho < OVERSHOT or cosine < -NOISE):
+    if sharpness > c.past_the_edge and (rho < c.overshot or cosine < -c.noise):
         return finding("step too large", sharpness, f"lr·λ_max is {sharpness:.3g}× the "
                        f"stability limit {w.median('stability_limit'):.3g}, and each step gets "
                        f"{rho:.0%} of the decrease its slope promised (consecutive gradients' "
@@ -264,21 +233,22 @@ def ordered_data(w: Window) -> tuple[float, int]:
 
 
 def oscillating(w: Window):
+    c = w.config
     purity, turns = ordered_data(w)
-    if purity > PURE and turns >= 2:
-        return finding("oscillating loss", 10 * purity / PURE, f"each batch is {purity:.0%} one "
+    if purity > c.pure and turns >= 2:
+        return finding("oscillating loss", 10 * purity / c.pure, f"each batch is {purity:.0%} one "
                        f"class and {turns} classes take turns: the data is ordered, so "
                        f"consecutive batches pull the model in different directions (shuffle "
                        f"it); {w.trend_text()}")
     regression = w.regression()
     ratio, swing = w.waves()
     overshoots, rho, cosine = overshooting(w)
-    if regression > REGRESSED:
+    if regression > c.regressed:
         return finding("oscillating loss", 2 * regression, f"the loss climbed back "
                        f"{regression:.0%} of the way (in log scale) from its best to where it "
                        f"started; {w.trend_text()}")
-    if ratio > WAVES and swing > SWING and w.trend() > -TREND:
-        return finding("oscillating loss", ratio / WAVES, f"the loss swings in waves slower "
+    if ratio > c.waves and swing > c.swing and w.trend() > -c.trend:
+        return finding("oscillating loss", ratio / c.waves, f"the loss swings in waves slower "
                        f"than its batch noise (variance ratio {ratio:.2g}, swings {swing:.0%} "
                        f"of its level) without a trend; {w.trend_text()}")
     if overshoots and (w.context is None or w.context.optimizer != "SGD"):
@@ -291,43 +261,46 @@ def oscillating(w: Window):
 
 # -- slow or noisy learning, when no mechanism explains it ------------------------------------------
 def ill_conditioned(w: Window):
+    c = w.config
     low, high = w.median("lambda_min"), w.median("lambda_max")
     hessian = high / low if low > 0 else math.nan
     inputs = w.median("input_condition")
     sharpness, rho = w.sharpness(), w.median("step_ratio")
     kappa = max(x for x in (hessian, inputs, 0.0) if math.isfinite(x))
-    if not (sharpness > AT_THE_EDGE and kappa > ILL_CONDITIONED and rho > 0.5
-            and w.decrease < 2 * SLOW and w.input_gain < FIT):
+    if not (sharpness > c.at_the_edge and kappa > c.ill_conditioned and rho > 0.5
+            and w.decrease < 2 * c.slow and w.input_gain < c.fit):
         return None
     source = ("Hessian λ_max/λ_min" if kappa == hessian else
               "condition number of the inputs' correlation")
-    return finding("ill-conditioned", kappa / ILL_CONDITIONED, f"the curvature spans "
+    return finding("ill-conditioned", kappa / c.ill_conditioned, f"the curvature spans "
                    f"{kappa:.2g}× ({source}) while lr·λ_max is already "
                    f"{sharpness:.2g}× the stability limit: a step the sharpest direction allows "
                    f"crawls along the flattest; {w.trend_text()}")
 
 
 def learning_rate_too_small(w: Window):
+    c = w.config
     cosine, _ = w.signal()
     rho, update, sharpness = w.median("step_ratio"), w.median("update_ratio"), w.sharpness()
-    steady = w.trend(HORIZON)
+    steady = w.trend(c.horizon)
     rates = w.values("lr")
     warming_up = len(rates) > 1 and rates[-1] > rates[0]  # a schedule is raising it: wait
-    if not (rho > LINEAR and w.decrease < SLOW and w.input_gain < LEARNED and steady < -TREND
-            and cosine > 0) or sharpness > SMALL_STEP or warming_up:
+    if not (rho > c.linear and w.decrease < c.slow and w.input_gain < c.learned
+            and steady < -c.trend and cosine > 0) or sharpness > c.small_step or warming_up:
         return None
-    return finding("learning rate too small", -steady / TREND, f"each step gets {rho:.0%} of "
+    return finding("learning rate too small", -steady / c.trend, f"each step gets {rho:.0%} of "
                    f"the decrease its slope promised (the loss is still linear over it) and "
                    f"moves the weights by {update:.1e} of their norm, while the loss falls "
-                   f"steadily (trend t = {steady:.1f} over the last {HORIZON} steps)"
+                   f"steadily (trend t = {steady:.1f} over the last {c.horizon} steps)"
                    + (f"; lr·λ_max is only {sharpness:.2g}× the stability limit"
                       if math.isfinite(sharpness) else "") + f"; {w.trend_text()}")
 
 
 def no_signal(w: Window):
+    c = w.config
     cosine, t = w.signal()
-    if not (cosine < NO_SIGNAL and t < 2 and w.input_gain < NOTHING
-            and abs(w.decrease) < STALLED and abs(w.trend(HORIZON)) < TREND):
+    if not (cosine < c.no_signal and t < 2 and w.input_gain < c.nothing
+            and abs(w.decrease) < c.stalled and abs(w.trend(c.horizon)) < c.trend):
         return None
     return finding("no gradient signal", 2 / max(t, 0.2), f"consecutive gradients are "
                    f"uncorrelated (mean cosine {cosine:.2f}, t = {t:.1f}) and the model does no "
@@ -336,11 +309,12 @@ def no_signal(w: Window):
 
 
 def low_snr(w: Window):
+    c = w.config
     cosine, t = w.signal()
     gain = w.input_gain
-    if not (-NOISE < cosine < NOISE and gain < LEARNED and abs(w.trend(HORIZON)) < TREND):
+    if not (-c.noise < cosine < c.noise and gain < c.learned and abs(w.trend(c.horizon)) < c.trend):
         return None  # (a run with nothing to learn is "no gradient signal", judged first)
-    return finding("low SNR", NOISE / max(cosine, 0.03), f"consecutive gradients barely agree "
+    return finding("low SNR", c.noise / max(cosine, 0.03), f"consecutive gradients barely agree "
                    f"(mean cosine {cosine:.2f}; batch SNR {w.median('batch_snr'):.2g} on "
                    f"{w.median('noise_coverage'):.0%} of the parameters, batch "
                    f"{w.median('batch_size'):.0f}) and the loss's trend is lost in its noise; "

@@ -50,7 +50,8 @@ class DoctorCallback(*BASES):
     per optimizer). `abort_on`: verdict names that stop training; `log_to`: more destinations
     ("tensorboard:DIR", "mlflow[:URI]"); `on_verdict(verdict)`; `live`: a line on stderr when a
     verdict begins; `report`: the table of verdicts on stderr when training ends. Other
-    options (every, curvature_every, check_every) go to each Doctor. `doctors` holds them."""
+    options (every, curvature_every, check_every, config: the thresholds,
+    gradfail.doctor.config) go to each Doctor. `doctors` holds them."""
 
     def __init__(self, *, abort_on=(), log_to=None, on_verdict=None, live: bool = True,
                  report: bool = True, **options):
@@ -154,11 +155,11 @@ class DoctorCallback(*BASES):
 
     def _step(self, trainer, doctor: Doctor, loss, kept) -> None:
         try:
-            with self.calm("the doctor's step"), loggers.unclipped(doctor.params, kept):
+            with self.calm("the doctor's step"):
                 if loss is None:
                     raise ValueError("no loss reached backward (with manual optimization, call "
                                      "self.manual_backward(loss))")
-                doctor.step(loss)
+                doctor.step(loss, gradients=kept)
         except DoctorAbort as abort:
             self.stopped = abort
             trainer.should_stop = True

@@ -6,8 +6,9 @@ training (`abort_on`).
 
 A destination that cannot be written (a folder that cannot be made, an MLflow server that does
 not answer) is one warning, and the doctor goes on without it. Options a Doctor is not given
-are taken from `defaults(...)`: that is how `gradfail doctor --log-to` reaches the doctors an
-unchanged script's optimizers get. Without either it is silent, logs nowhere, stops nothing.
+(these and its `config`) are taken from `defaults(...)`: that is how `gradfail doctor --log-to`
+reaches the doctors an unchanged script's optimizers get. Without either it is silent, logs
+nowhere, stops nothing, and judges at the default thresholds.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import asdict
 import torch
 
 from gradfail.doctor import output, rules
+from gradfail.doctor.config import DoctorConfig
 from gradfail.errors import GradfailError
 
 EXPERIMENT = "gradfail-doctor"  # the MLflow experiment of the runs the doctor starts itself
@@ -58,13 +60,26 @@ def one_line(text) -> str:
 
 @contextmanager
 def defaults(**options) -> Iterator[None]:
-    """Within: the options (live, log_to, on_verdict, abort_on) of every Doctor made without
-    them."""
+    """Within: the options (live, log_to, on_verdict, abort_on, config) of every Doctor made
+    without them."""
     token = _DEFAULTS.set({**_DEFAULTS.get(), **options})
     try:
         yield
     finally:
         _DEFAULTS.reset(token)
+
+
+def given(name: str, value=None):
+    """A Doctor's option: the value given, else the one of `defaults(name=...)`, else None."""
+    return value if value is not None else _DEFAULTS.get().get(name)
+
+
+def configured(config: DoctorConfig | dict | None) -> DoctorConfig:
+    """A Doctor's thresholds: its `config` (a dict is validated into a DoctorConfig: a bad value
+    is one DoctorError naming the field), else the one of `defaults(config=...)`, else the
+    defaults (gradfail.doctor.config)."""
+    given = config if config is not None else _DEFAULTS.get().get("config")
+    return DoctorConfig.model_validate({} if given is None else given)
 
 
 class Calm:
@@ -332,6 +347,8 @@ def callback_settings(abort_on, log_to, on_verdict, live: bool, options: dict
     """A framework callback's settings, checked now rather than mid-training: the options its
     doctors get and the extra destinations as a list."""
     verdict_names(abort_on), destinations(log_to)  # a bad name is a one-line error here
+    if options.get("config") is not None:  # and so is a bad threshold
+        options["config"] = configured(options["config"])
     doctor_options = dict(abort_on=abort_on, on_verdict=on_verdict, live=live, **options)
     return doctor_options, [] if log_to is None else [log_to] if isinstance(log_to, str) else log_to
 
@@ -361,20 +378,3 @@ def unwrapped(optimizer):
 def measuring(doctor) -> bool:
     """Whether the doctor's step in progress measures anything (else it costs a kept loss)."""
     return any(doctor.due(name) for name in doctor.quantities)
-
-
-@contextmanager
-def unclipped(params: list, gradients: list | None) -> Iterator[None]:
-    """Within: the parameters hold the gradients kept before the trainer clipped them (the
-    gradient the loss gave; the step taken is measured from the weights). None: as they are."""
-    if gradients is None:
-        yield
-        return
-    clipped = [p.grad for p in params]
-    for p, gradient in zip(params, gradients, strict=True):
-        p.grad = gradient
-    try:
-        yield
-    finally:
-        for p, gradient in zip(params, clipped, strict=True):
-            p.grad = gradient

@@ -29,11 +29,14 @@ from contextlib import contextmanager
 
 import torch
 from torch import nn
-from torch.utils._pytree import tree_flatten, tree_map
+from torch.utils._pytree import tree_flatten
 
-from gradfail.doctor import rules
+from gradfail.doctor import rules, wrappers
+from gradfail.doctor.budget import Budget, space
+from gradfail.doctor.config import DoctorConfig
 from gradfail.doctor.forward import Activations, Curvature, InputScale, LossInputs, Recurrence
-from gradfail.doctor.loggers import DoctorAbort, DoctorError, Speaker
+from gradfail.doctor.hooks import StepHooks, held_before
+from gradfail.doctor.loggers import DoctorAbort, DoctorError, Speaker, configured, given
 from gradfail.doctor.per_sample import GradientCapture
 from gradfail.doctor.quantities import (
     GradientAlignment,
@@ -44,26 +47,34 @@ from gradfail.doctor.quantities import (
     StepQuality,
     StepView,
     as_floats,
+    filled,
     squared_norms,
     trainable_layers,
 )
-from gradfail.doctor.trace import StepTrace, batch_size, paused
+from gradfail.doctor.replay import LossReplay
+from gradfail.doctor.trace import StepTrace, paused
 
 
-class Doctor:
+class Doctor(StepHooks, LossReplay):
     """Watches one model (and optionally its optimizer); `step(loss)` closes a training step.
-    `start` numbers the first step; `live`, `log_to`, `on_verdict` and `abort_on` say where a
-    verdict goes when it begins (gradfail.doctor.loggers.Speaker)."""
+    `start` numbers the first step; `config` holds the rules' thresholds (a DoctorConfig or a
+    dict of its fields, gradfail.doctor.config); `live`, `log_to`, `on_verdict` and `abort_on`
+    say where a verdict goes when it begins (gradfail.doctor.loggers.Speaker)."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
                  loss_fn: Callable | None = None, *, every: int = 10,
                  curvature_every: int | None = 100, check_every: int = 25, name: str = "run",
-                 start: int = 0, **speaking):
+                 start: int = 0, config: DoctorConfig | dict | None = None, scaler=None,
+                 overhead: float | None = None, schedule: dict | None = None, **speaking):
         if not isinstance(model, nn.Module):
             raise DoctorError(f"the doctor watches a torch.nn.Module, not a "
                               f"{type(model).__name__}")
-        self.model, self.optimizer, self.loss_fn, self.name = model, optimizer, loss_fn, name
-        layers = trainable_layers(model)
+        self.optimizer, self.loss_fn, self.name, self.scaler = optimizer, loss_fn, name, scaler
+        self.model, self.wrapped_by = wrappers.unwrap(model)  # DDP's or torch.compile's inside
+        self.processes, self.reporting = wrappers.processes(model), wrappers.rank() == 0
+        if not self.reporting:  # one doctor speaks for a distributed training: rank 0's
+            speaking.update(live=False, log_to=[], on_verdict=None)
+        layers = trainable_layers(self.model)
         if not layers:
             raise DoctorError(f"{type(model).__name__} has no parameters that require grad: "
                               "there is no training to watch")
@@ -80,13 +91,18 @@ class Doctor:
             GradientNoise(every=every), Activations(every=every), InputScale(every=every),
             LossInputs(every=every), Recurrence(every=every), StepQuality(every=every),
             Curvature(every=curvature_every))}
-        self.capture = GradientCapture(model)
+        overhead = given("overhead", overhead)  # or gradfail doctor --overhead's
+        self.budget = Budget(overhead) if overhead is not None else None
+        self._schedule = dict(schedule or {})
+        self._space()
+        self.capture = GradientCapture(self.model, hooked=self.wrapped_by != "compiled")
         self.check_every = check_every
         self.kinds: dict = {}  # each activation site's kind, classified once
         self.history: list[dict] = []
         self.failures: dict[str, str] = {}  # quantity -> the first error it raised
-        self.timeline = rules.Timeline()
-        self.step_index = start  # a trainer's optimizer step at which the doctor joins
+        self.config = configured(config)  # given, or the one of loggers.defaults(config=...)
+        self.timeline = rules.Timeline(self.config)
+        self.step_index = self._start = start  # a trainer's optimizer step where it joins
         self._listening = True
         self._trace: StepTrace | None = None
         self._forward: tuple | None = None  # (args, kwargs, output) of the step's first forward
@@ -96,9 +112,16 @@ class Doctor:
         self._stale_hooks: list = []
         self._recurrent: dict[str, tuple] = {}
         self._output_means: collections.deque = collections.deque(maxlen=20)
+        self._micro: list = []  # the losses of an accumulated step's earlier micro-batches
+        self._judged = None  # the first of them, as the trace taped it
+        self._accumulates = True  # False once the optimizer given has not stepped for long
+        self._grads: list | None = None  # the gradients the optimizer stepped with
+        self._loss_scale = 1.0
+        self._optimizer_steps = self._steps_at_call = 0  # optimizer steps, then at dr.step
         self._handles = [
             *(m.register_forward_hook(self._recurrent_input(name))
-              for name, m in model.named_modules() if isinstance(m, nn.RNNBase)),
+              for name, m in self.model.named_modules() if isinstance(m, nn.RNNBase)
+              and self.wrapped_by != "compiled"),
             model.register_forward_pre_hook(self._forward_begins, with_kwargs=True),
             model.register_forward_hook(self._forward_ends, with_kwargs=True)]
         if optimizer is not None:
@@ -107,6 +130,9 @@ class Doctor:
         self._prepare()
 
     # -- the schedule ----------------------------------------------------------------------------
+    def _space(self) -> None:
+        space(self.quantities, self.budget, self._schedule)
+
     def due(self, name: str) -> bool:
         """Whether a quantity is measured at this step (every `every` steps from the first;
         never with every=None)."""
@@ -115,83 +141,58 @@ class Doctor:
     def _prepare(self) -> None:
         """Before a step begins: what it measures, and so what its hooks should catch. A step
         that measures nothing costs a loss kept for later and four hook calls."""
-        self._plan = {name for name, q in self.quantities.items()
-                      if q.every is not None and self.step_index % q.every == 0}
-        self.traced = any(self.quantities[name].traced for name in self._plan)
+        quiet = not self.reporting or self.budget is not None and self.budget.quiet(
+            self.step_index)
+        self._plan = {name for name, q in self.quantities.items() if not quiet and
+                      q.every is not None and self.step_index % q.every == 0}
+        self.traced = self.wrapped_by != "compiled" and any(
+            self.quantities[name].traced for name in self._plan)
         self._keep = self.quantities["alignment"].due_next(self.step_index)
         self.capture.active = self.due("gradient_noise")
         self._forward, self._step_seen, self._stale, self._recurrent = None, False, {}, {}
-        for handle in self._stale_hooks:
-            handle.remove()
-        self._stale_hooks = [p.register_hook(self._gradient_arrives(i))
-                             for i, p in enumerate(self.params)] if self.due(
-            "stale_gradients") else []
+        self._grads, self._loss_scale = None, 1.0
+        if self.due("stale_gradients") != bool(self._stale_hooks):  # kept while due each step
+            for handle in self._stale_hooks:
+                handle.remove()
+            self._stale_hooks = [p.register_hook(self._gradient_arrives(i))
+                                 for i, p in enumerate(self.params)] if not self._stale_hooks \
+                else []
         if self.traced and self.bare:  # no forward to hook: trace until the next step
             self._trace = StepTrace(self.kinds)
             self._trace.start(self.model)
 
-    # -- what the hooks catch --------------------------------------------------------------------
-    def _forward_begins(self, module, args, kwargs) -> None:
-        if self._listening and self._forward is None and torch.is_grad_enabled():
-            self._forward = (args, kwargs, None)
-            if self.traced:
-                self._trace = StepTrace(self.kinds)
-                self._trace.start(self.model)
-
-    def _forward_ends(self, module, args, kwargs, output) -> None:
-        if self._forward is not None and self._forward[2] is None and self._forward[0] is args:
-            self._forward = (args, kwargs, output)
-            if self._trace is not None:
-                self._trace.forward_done(output)
-
-    def _recurrent_input(self, name: str) -> Callable:
-        def hook(module, args, output) -> None:
-            if self._listening and self._trace is not None and name not in self._recurrent \
-                    and args and isinstance(args[0], torch.Tensor):
-                self._recurrent[name] = (module, args[0].detach())
-        return hook
-
-    def _gradient_arrives(self, index: int) -> Callable:
-        def hook(grad: torch.Tensor) -> None:
-            if self._listening and index not in self._stale:
-                held = self.params[index].grad
-                self._stale[index] = (held.detach().square().sum() if held is not None
-                                      else grad.new_zeros(()))
-        return hook
-
-    def _close_trace(self) -> None:
-        if self._trace is not None:
-            self._trace.close()
-
-    def _before_step(self, optimizer, args, kwargs) -> None:
-        self._close_trace()
-        if self._listening and (self.due("alignment") or self._keep):
-            weights = [p.detach() for p in self.params]
-            if self._before is None:
-                self._before = [w.clone() for w in weights]
-            else:  # into the same buffers every time: fresh ones cost page faults on a CPU
-                torch._foreach_copy_(self._before, weights)
-
-    def _after_step(self, optimizer, args, kwargs) -> None:
-        if self._listening and self._before is not None and (self.due("alignment")
-                                                              or self._keep):
-            torch._foreach_sub_(self._before, [p.detach() for p in self.params])
-            self._step_seen = True
-
     # -- one step --------------------------------------------------------------------------------
     def step(self, loss: torch.Tensor | float, inputs: torch.Tensor | None = None,
-             targets: torch.Tensor | None = None) -> dict:
+             targets: torch.Tensor | None = None, gradients: list | None = None) -> dict:
         """Close the step: record the loss and every quantity that is due; returns the record
-        (its loss stays a tensor until the next measured step or check moves it)."""
+        (its loss stays a tensor until the next measured step or check moves it). Only
+        optimizer steps are steps: called after a micro-batch that the optimizer has not
+        stepped on yet (gradient accumulation), it keeps the loss for the step's mean and
+        returns {}; after a step a mixed-precision scaler skipped (non-finite gradients, no
+        optimizer step), it forgets the step. `gradients`: those the loss gave, where a trainer
+        changed them before its optimizer read them (clipping); the step is read from θ."""
         if isinstance(loss, torch.Tensor) and loss.numel() != 1:
             raise DoctorError(f"the loss must be a scalar; got a tensor of shape "
                               f"{tuple(loss.shape)} (reduce it, e.g. .mean())")
+        if self.budget is not None:
+            self.budget.began()
+        judged = loss  # what the trace taped: the first micro-batch's loss when accumulating
+        loss = loss.detach().reshape(()) if isinstance(loss, torch.Tensor) else float(loss)
+        if self._no_step(loss, judged):
+            return {}
+        self._steps_at_call = self._optimizer_steps
+        if gradients is not None:
+            self._grads = list(gradients)
+        if self._micro:
+            loss, judged = sum(self._micro, loss) / (len(self._micro) + 1), self._judged
+            self._micro, self._judged = [], None
         self._close_trace()
-        record = {"step": self.step_index, "loss": loss.detach().reshape(())
-                  if isinstance(loss, torch.Tensor) else float(loss)}
+        if not self.reporting:
+            return self._follow()
+        record = {"step": self.step_index, "loss": loss}
         self.history.append(record)
         if self._plan:
-            self._measure(record, loss, inputs, targets)
+            self._measure(record, judged, inputs, targets)
         elif self._keep:
             with self._guard(self.quantities["alignment"]):
                 self.quantities["alignment"].keep(self._gradients(), self._changes(),
@@ -200,16 +201,36 @@ class Doctor:
                 self._plan and not math.isfinite(record["loss"])):
             self.check()
         self.step_index += 1
+        if self.budget is not None and self.budget.ended(bool(self._plan)):
+            self._space()
         self._prepare()
-        if (abort := self.speaker.take_abort()) is not None:
-            raise DoctorAbort(*abort)
+        self._abort_if_named(record["step"])
         return record
+
+    def _follow(self) -> dict:
+        """A step on a process other than rank 0: counted, and stopped where rank 0 stops."""
+        self.step_index += 1
+        self._abort_if_named(self.step_index - 1)
+        return {}
+
+    def _abort_if_named(self, step: int) -> None:
+        """Raise DoctorAbort for a verdict in `abort_on` that began; in a distributed training
+        every process raises it, at the first check step where rank 0 has one to give."""
+        if self.processes == 1:
+            abort = self.speaker.take_abort()
+        elif self.speaker.abort_on and step % self.check_every == 0:
+            abort = wrappers.agreed_abort(self.speaker.abort, step, self.params[0].device)
+            self.speaker.abort = None if abort else self.speaker.abort
+        else:
+            abort = None
+        if abort is not None:
+            raise DoctorAbort(*abort)
 
     def skip(self) -> None:
         """Forget the step in progress: its optimizer did not take it (a mixed-precision scaler
         found an overflow), so it is no step of the training."""
         self._close_trace()
-        self._trace = None
+        self._trace, self._micro, self._judged = None, [], None
         self.capture.clear()
         self._prepare()
 
@@ -260,75 +281,33 @@ class Doctor:
                 record["loss"] = value
 
     def _gradients(self) -> list[torch.Tensor]:
-        return [p.grad.detach() if p.grad is not None else torch.zeros_like(p)
-                for p in self.params]
+        """The step's gradients: those the optimizer stepped with where they were kept, else
+        each parameter's .grad (zeros where none reached it)."""
+        return filled(self._grads or [p.grad for p in self.params], self.params)
 
     def _changes(self) -> list[torch.Tensor] | None:
         """−Δθ of the step just taken, where it was kept."""
         return self._before if self._step_seen else None
 
     def _view(self, loss, inputs, targets) -> StepView:
-        grads = [p.grad if p.grad is not None else p.new_zeros(()) for p in self.params]
+        grads = self._grads or [p.grad for p in self.params]
         changes = self._changes()
-        squares = squared_norms(grads + [p.detach() for p in self.params] + (changes or []))
+        squares = squared_norms([g if g is not None else p.new_zeros(()) for g, p in zip(
+            grads, self.params, strict=True)] + [p.detach() for p in self.params]
+            + (changes or []))
         args, kwargs, output = self._forward or ((), {}, None)
         first = inputs if inputs is not None else next(
             (a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)), None)
         loss_at, baseline = self._loss_closures(loss, inputs, targets, args, kwargs, output)
         return StepView(
-            step=self.step_index, model=self.model, params=self.params,
+            step=self.step_index, model=self.model, params=self.params, grads=grads,
             layer_numbers=self.layer_numbers, layer_names=self.layer_names, squares=squares,
-            seen=frozenset(i for i, p in zip(self.layer_numbers, self.params, strict=True)
-                           if p.grad is not None),
+            seen=frozenset(i for i, g in zip(self.layer_numbers, grads, strict=True)
+                           if g is not None),
             changes=changes, optimizer=self.optimizer, inputs=first, trace=self._trace,
-            capture=self.capture, stale=torch.stack(list(self._stale.values())).sum()
-            if self._stale else None, recurrent=dict(self._recurrent), loss_at=loss_at,
-            baseline=baseline)
-
-    def _loss_closures(self, loss, inputs, targets, args, kwargs, output):
-        """(loss_at(rows), baseline()): from the loss function and batch when given, else from
-        the trace's tape of the loss computation; None where neither is available."""
-        predict = self._input_independent(output)
-        if self.loss_fn is not None and inputs is not None and targets is not None:
-            def loss_at(rows):
-                return self.loss_fn(self.model(inputs[:rows]), targets[:rows])
-
-            def baseline():
-                return None if predict is None else self.loss_fn(predict(), targets)
-            return loss_at, baseline
-        tape = self._trace.tape if self._trace is not None else None
-        if tape is None or not isinstance(loss, torch.Tensor) or output is None:
-            return None, None
-        batch = batch_size(output)
-        cut = batch is not None and batch_size((args, kwargs)) == batch  # batch-first
-
-        def loss_at(rows):
-            rows = rows if cut and rows and rows < batch else None
-            return tape.replay(self.model(*first_rows(args, rows), **first_rows(kwargs, rows)),
-                               loss, rows)
-        return loss_at, lambda: None if predict is None else tape.replay(predict(), loss)
-
-    def _input_independent(self, output) -> Callable | None:
-        """The input-independent prediction the loss baseline uses: the output's mean over the
-        batch, or, for batches under 16, over the recent traced steps' batches (at least 5)."""
-        tensors = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
-        if not tensors or not self.traced:
-            return None
-        rows = tensors[0].shape[0] if tensors[0].dim() else 0
-        if rows >= 16:
-            return lambda: batch_mean(output)
-        means = tree_map(lambda t: t.detach().mean(0) if isinstance(t, torch.Tensor) and
-                         t.is_floating_point() and t.dim() > 0 else t, output)
-        self._output_means.append(means)
-        if len(self._output_means) < 5:
-            return None
-        recent = list(self._output_means)
-
-        def predict():
-            return tree_map(lambda t, *means: torch.stack(means).mean(0).expand_as(t)
-                            if isinstance(t, torch.Tensor) and t.is_floating_point() else t,
-                            output, *recent)
-        return predict
+            capture=self.capture, stale=held_before(self._stale),
+            recurrent=dict(self._recurrent), loss_at=loss_at,
+            baseline=baseline, processes=self.processes, loss_scale=self._loss_scale)
 
     @contextmanager
     def _guard(self, quantity) -> Iterator[None]:
@@ -341,12 +320,7 @@ class Doctor:
 
     # -- verdicts --------------------------------------------------------------------------------
     def context(self) -> rules.Context:
-        groups = self.optimizer.param_groups[0] if self.optimizer is not None else {}
-        betas = groups.get("betas", (math.nan, math.nan))
-        return rules.Context(
-            layers=tuple(self.layer_names), optimizer=type(self.optimizer).__name__
-            if self.optimizer is not None else "", lr=float(groups.get("lr", math.nan)),
-            momentum=float(groups.get("momentum", betas[0] if groups else 0.0)))
+        return rules.Context.of(self.optimizer, self.layer_names)
 
     def check(self) -> None:
         """Apply the rules to the history now, and keep what persists (a rule that raises is
@@ -354,7 +328,7 @@ class Doctor:
         self._flush()
         if self.history:
             try:
-                findings = rules.diagnose(self.history, self.context())
+                findings = rules.diagnose(self.history, self.context(), self.config)
             except Exception as error:
                 self.failures.setdefault("rules", f"{type(error).__name__}: {error}")
                 findings = []
@@ -369,7 +343,10 @@ class Doctor:
 
     def coverage(self) -> dict:
         return rules.coverage(self.history, self.failures, self.loss_fn is not None,
-                              self.quantities["curvature"].every)
+                              self.quantities["curvature"].every) | {
+            "wrapper": wrappers.described(self.wrapped_by, self.processes),
+            "every": {name: q.every for name, q in self.quantities.items()},
+            "budget": self.budget.document() if self.budget is not None else None}
 
     def summary(self) -> dict:
         """The doctor's JSON document (gradfail.doctor.output)."""
@@ -385,6 +362,11 @@ class Doctor:
             output.save(store, self)
         return verdicts
 
+    def plot(self, path):
+        """Draw the history with each verdict's onset into `path` (gradfail.doctor.timeline)."""
+        from gradfail.doctor.timeline import plot
+        return plot(self.history, self.diagnose(), path, f"gradfail doctor: {self.name}")
+
     def close(self) -> None:
         self._close_trace()
         self._flush()
@@ -394,19 +376,6 @@ class Doctor:
         self.capture.remove()
 
 
-def first_rows(tree, rows: int | None):
-    """The tree with every tensor cut to its first `rows` rows (unchanged for None)."""
-    return tree if rows is None else tree_map(
-        lambda t: t[:rows] if isinstance(t, torch.Tensor) and t.dim() else t, tree)
-
-
-def batch_mean(output):
-    """An input-independent prediction: each floating tensor of the output replaced by its mean
-    over the batch (the first axis), broadcast back to its shape."""
-    return tree_map(lambda t: t.detach().mean(0, keepdim=True).expand_as(t)
-                    if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim() > 0
-                    else t, output)
-
 
 @contextmanager
 def watch(model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
@@ -414,7 +383,8 @@ def watch(model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
     """Watch a training loop: `with watch(model, optimizer, loss_fn) as dr: ... dr.step(loss)`.
     A verdict is printed when it begins (live=False: only in `report()`); `log_to` takes
     "tensorboard:DIR", "mlflow[:URI]" or a list of them, `on_verdict` a function of the verdict,
-    `abort_on` verdict names that stop the loop with `DoctorAbort`."""
+    `abort_on` verdict names that stop the loop with `DoctorAbort`; `config` sets the rules'
+    thresholds (gradfail.doctor.config.DoctorConfig, or a dict of its fields)."""
     options.setdefault("live", True)
     doctor = Doctor(model, optimizer, loss_fn, **options)
     try:

@@ -35,7 +35,8 @@ def print_table(doctor, found, console=None) -> None:
                   f"parameters; {len(covered['activations'])} activation sites; curvature "
                   f"{covered['curvature']}" + "".join(
                       f"; {name} failed ({error})" for name, error in
-                      covered["failures"].items()))
+                      covered["failures"].items()) + (f"; {covered['wrapper']}"
+                                                      if covered["wrapper"] else ""))
 
 
 def save(store, doctor) -> int:

@@ -31,18 +31,20 @@ class GradientCapture:
     """Hooks on a model's Linear and Conv layers that keep each layer's input and output grad for
     the current step; `norms()` turns them into per-sample squared norms."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, hooked: bool = True):
         self.layers = [m for m in model.modules() if hookable(m)
-                       and any(p.requires_grad for p in m.parameters(recurse=False))]
+                       and any(p.requires_grad for p in m.parameters(recurse=False))
+                       ] if hooked else []
         self.seen: dict[nn.Module, list[dict]] = {}
         self.active = True
+        self.micro = 0  # the micro-batch of the step (gradient accumulation)
         self.handles = [m.register_forward_hook(self._forward) for m in self.layers]
 
     def _forward(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         if not (self.active and torch.is_grad_enabled() and isinstance(output, torch.Tensor)
                 and output.requires_grad):
             return
-        entry = {"a": inputs[0].detach(), "d": None}
+        entry = {"a": inputs[0].detach(), "d": None, "micro": self.micro}
         self.seen.setdefault(module, []).append(entry)
 
         def keep(grad: torch.Tensor) -> None:
@@ -51,6 +53,7 @@ class GradientCapture:
 
     def clear(self) -> None:
         self.seen.clear()
+        self.micro = 0
 
     def remove(self) -> None:
         for handle in self.handles:
@@ -61,12 +64,15 @@ class GradientCapture:
               ) -> tuple[torch.Tensor, list[nn.Module], int] | None:
         """(per-sample squared norms of the first `rows` samples' contributions to the gradient,
         summed over the layers seen once with a gradient; those layers; the batch size), or None
-        when no layer qualifies."""
+        when no layer qualifies. The micro-batches of an accumulated step are one batch: their
+        samples' contributions add up to the step's gradient."""
         total, used, batch = None, [], None
         for module, entries in self.seen.items():
-            if len(entries) != 1 or entries[0]["d"] is None:
-                continue  # used twice in a step, or no gradient reached it
-            a, d = entries[0]["a"], entries[0]["d"]
+            if len({e["micro"] for e in entries}) != len(entries) or any(
+                    e["d"] is None for e in entries):
+                continue  # used twice in a forward, or no gradient reached it
+            a = torch.cat([e["a"] for e in entries]) if len(entries) > 1 else entries[0]["a"]
+            d = torch.cat([e["d"] for e in entries]) if len(entries) > 1 else entries[0]["d"]
             squared = layer_norms(module, a[:rows], d[:rows])
             if total is not None and (squared.shape != total.shape or a.shape[0] != batch):
                 continue  # a layer that does not see the batch as its first axis

@@ -34,6 +34,7 @@ class StepView:
     step: int
     model: nn.Module
     params: list[torch.Tensor]
+    grads: list[torch.Tensor | None]  # the step's gradients (None where none reached)
     layer_numbers: list[int]  # each parameter's layer
     layer_names: list[str]  # module paths
     squares: torch.Tensor  # ‖g‖², ‖θ‖² (and ‖Δθ‖² after a seen step), per parameter
@@ -47,6 +48,8 @@ class StepView:
     recurrent: dict | None = None  # module path -> (recurrent module, its input this step)
     loss_at: Callable[[int | None], torch.Tensor] | None = None
     baseline: Callable[[], torch.Tensor | None] | None = None
+    processes: int = 1  # processes whose gradients DDP averaged into this one
+    loss_scale: float = 1.0  # the mixed-precision scale the backward's gradients carried
 
     @property
     def count(self) -> int:
@@ -150,7 +153,7 @@ class GradientZeros(Quantity):
     every: int | None = 5
 
     def measure(self, view: StepView) -> dict:
-        grads = [p.grad for p in view.params if p.grad is not None]
+        grads = [g for g in view.grads if g is not None]
         if not grads:
             return {}
         nonzero = torch.stack([g.detach().abs().sign().sum() for g in grads]).sum()
@@ -214,7 +217,13 @@ class GradientAlignment(Quantity):
 
 
 def gradients(view: StepView) -> list[torch.Tensor]:
-    return [p.grad.detach() if p.grad is not None else torch.zeros_like(p) for p in view.params]
+    return filled(view.grads, view.params)
+
+
+def filled(grads: list[torch.Tensor | None], params: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The gradients, detached, with zeros for a parameter no gradient reached."""
+    return [g.detach() if g is not None else torch.zeros_like(p)
+            for g, p in zip(grads, params, strict=True)]
 
 
 def sum_of_dots(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
@@ -317,10 +326,12 @@ class GradientNoise(Quantity):
         covered = [index[id(p)] for m in layers for p in m.parameters(recurse=False)
                    if p.requires_grad and id(p) in index]
         # sample i's contribution cᵢ to the gradient g = Σᵢ cᵢ is gᵢ/B for a mean loss: the
-        # per-sample gradients are B·cᵢ, their mean g (the ratios do not depend on the scale)
-        return {"per_sample": contributions.mean() * batch**2, "covered": covered,
-                "squares": view.squares,
-                "batch": batch, "noise_coverage": sum(view.params[i].numel() for i in covered)
+        # per-sample gradients are B·cᵢ, their mean g (the ratios do not depend on the scale).
+        # Under DDP g averages every process's batch: B samples here, B·processes in g; the
+        # captured contributions still carry a mixed-precision loss scale that g has shed
+        return {"per_sample": contributions.mean() * (batch / view.loss_scale)**2,
+                "covered": covered, "squares": view.squares, "batch": batch * view.processes,
+                "noise_coverage": sum(view.params[i].numel() for i in covered)
                 / sum(p.numel() for p in view.params)}
 
     def derive(self, raw: dict, view: StepView) -> dict[str, float]:

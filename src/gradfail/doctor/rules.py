@@ -6,9 +6,10 @@ log-loss given probabilities, activation derivatives that are zero or tiny, the 
 growth through depth, the step against the curvature's stability limit, ...) and states what it
 read. Mechanisms explain symptoms: a run whose gradients vanish also learns slowly and has a
 noisy gradient, so the slow-learning and noise verdicts are named only when no mechanism
-explains them. The thresholds are the constants below: those that are fractions of a
-definition (half of a layer's units dead) come from the definition; the others were set on the
-development half of the doctor's benchmark (gradfail.doctor.bench), never on its held-out half.
+explains them. The thresholds are the fields of a `DoctorConfig` (gradfail.doctor.config):
+those that are fractions of a definition (half of a layer's units dead) come from the
+definition; the others were set on the development half of the doctor's benchmark
+(gradfail.doctor.bench), never on its held-out half.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gradfail.doctor import evidence as ev
+from gradfail.doctor.config import DoctorConfig
 from gradfail.doctor.window import Window
 
 VERDICTS = ("diverged", "gradients accumulate", "probabilities fed to a log-loss",
@@ -67,9 +69,6 @@ REMEDIES = {
     "healthy": "nothing to fix",
 }
 
-PERSIST = 3  # consecutive checks a verdict must fire before it is raised
-
-
 @dataclass(frozen=True)
 class Context:
     """What the rules know besides the history: the layers (module paths, in order) and the
@@ -79,6 +78,17 @@ class Context:
     optimizer: str = ""
     lr: float = math.nan
     momentum: float = 0.0
+
+    @classmethod
+    def of(cls, optimizer, layers) -> Context:
+        """The optimizer's settings of its param group with the largest learning rate, whose
+        step the stability limit bounds first."""
+        group = max(optimizer.param_groups, key=lambda g: float(g.get("lr", 0.0))
+                    ) if optimizer is not None else {}
+        betas = group.get("betas", (math.nan, math.nan))
+        return cls(layers=tuple(layers), optimizer=type(optimizer).__name__
+                   if optimizer is not None else "", lr=float(group.get("lr", math.nan)),
+                   momentum=float(group.get("momentum", betas[0] if group else 0.0)))
 
 
 @dataclass(frozen=True)
@@ -108,18 +118,19 @@ def confidence(strength: float) -> float:
     return float(np.clip(0.5 + 0.5 * math.log10(max(strength, 1.0)), 0.5, 1.0))
 
 
-def diagnose(history: list[dict], context: Context, window: int = 100) -> list[Finding]:
-    """Every rule that fires on the last `window` steps of the history, less the findings a
-    deeper one explains (a pure function). In order: a run that diverged is only that; a bug
-    (gradients never cleared, probabilities given to a log-loss) explains everything it
-    causes; raw-scale inputs explain the saturation, sharpness and conditioning they cause; an
-    unstable step (past the stability limit, or a loss that gave back its progress) explains
-    the saturated and dead units it makes; saturated or dead units explain vanishing
-    gradients; and slow or noisy learning is named only when no mechanism explains it, on a
-    full window."""
+def diagnose(history: list[dict], context: Context, config: DoctorConfig = DoctorConfig()
+             ) -> list[Finding]:
+    """Every rule that fires on the last `config.window` steps of the history at the
+    thresholds of `config`, less the findings a deeper one explains (a pure function). In
+    order: a run that diverged is only that; a bug (gradients never cleared, probabilities
+    given to a log-loss) explains everything it causes; raw-scale inputs explain the
+    saturation, sharpness and conditioning they cause; an unstable step (past the stability
+    limit, or a loss that gave back its progress) explains the saturated and dead units it
+    makes; saturated or dead units explain vanishing gradients; and slow or noisy learning is
+    named only when no mechanism explains it, on a full window."""
     if not history:
         return []
-    w = Window(history, window, context)
+    w = Window(history, context, config)
     diverged = ev.diverged(w)
     if diverged is not None:
         return [diverged]
@@ -149,10 +160,11 @@ def diagnose(history: list[dict], context: Context, window: int = 100) -> list[F
 
 @dataclass
 class Timeline:
-    """Verdicts over a run: a finding is raised once it has fired at PERSIST consecutive checks
-    (its onset is the first of them) and stands until it has missed PERSIST in a row. A
-    finding that needs no confirmation (diverged) is raised at once."""
+    """Verdicts over a run: a finding is raised once it has fired at `config.persist`
+    consecutive checks (its onset is the first of them) and stands until it has missed as many
+    in a row. A finding that needs no confirmation (diverged) is raised at once."""
 
+    config: DoctorConfig = field(default_factory=DoctorConfig)
     streaks: dict[str, list] = field(default_factory=dict)  # name -> [first step, count]
     raised: dict[str, int] = field(default_factory=dict)  # name -> onset step
     misses: dict[str, int] = field(default_factory=dict)
@@ -168,7 +180,8 @@ class Timeline:
             streak[1] += 1
             self.latest[name] = finding
             self.misses.pop(name, None)
-            if name not in self.raised and (streak[1] >= PERSIST or name == "diverged"):
+            if name not in self.raised and (streak[1] >= self.config.persist
+                                            or name == "diverged"):
                 self.raised[name] = streak[0]
         for name in list(self.streaks):
             if name not in firing:
@@ -176,14 +189,14 @@ class Timeline:
         for name in list(self.raised):
             if name not in firing:
                 self.misses[name] = self.misses.get(name, 0) + 1
-                if self.misses[name] >= PERSIST:
+                if self.misses[name] >= self.config.persist:
                     del self.raised[name], self.misses[name]
         self.checks.append({"step": step, "raised": sorted(self.raised)})
         self.firing, self.last_step = set(firing), step
 
     def standing(self, steps: int) -> list[Verdict]:
         """The raised verdicts that still fire, most confident first (all raised ones if none
-        fires at the last check, within their grace of PERSIST misses), or "healthy"."""
+        fires at the last check, within their grace of `config.persist` misses), or "healthy"."""
         current = [name for name in self.raised if name in self.firing] or list(self.raised)
         standing = [Verdict(name, confidence(self.latest[name].strength), self.raised[name],
                             self.latest[name].evidence, REMEDIES[name], self.latest[name].layers)

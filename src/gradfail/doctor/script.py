@@ -29,6 +29,7 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from gradfail.doctor.monitor import Doctor, DoctorError
+from gradfail.doctor.wrappers import unwrap
 
 
 class ScriptWatch:
@@ -70,7 +71,8 @@ class ScriptWatch:
                 trained_model(optimizer, live_modules()) if self.doctors else None) or \
                 BareTensors([p for group in optimizer.param_groups for p in group["params"]
                              if p.requires_grad])
-            self.doctors[id(optimizer)] = Doctor(model, optimizer, name=type(model).__name__)
+            self.doctors[id(optimizer)] = Doctor(model, optimizer, name=type(
+                unwrap(model)[0]).__name__)
             self._remember.remove()
         elif self.loss is not None and self.judged.get(id(optimizer)) != self.backwards:
             doctor.step(self.loss)  # each optimizer's doctor once per backward: two optimizers

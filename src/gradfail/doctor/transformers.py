@@ -41,7 +41,8 @@ class DoctorCallback(TrainerCallback):
     `doctor`). `abort_on`: verdict names that stop training; `log_to`: more destinations
     ("tensorboard:DIR", "mlflow[:URI]"); `on_verdict(verdict)`; `live`: a line on stderr when a
     verdict begins; `report`: the table of verdicts on stderr when training ends. Other
-    options (every, curvature_every, check_every) go to the Doctor."""
+    options (every, curvature_every, check_every, config: the thresholds,
+    gradfail.doctor.config) go to the Doctor."""
 
     def __init__(self, *, abort_on=(), log_to=None, on_verdict=None, live: bool = True,
                  report: bool = True, **options):
@@ -92,14 +93,14 @@ class DoctorCallback(TrainerCallback):
             return
         kept, taken, self._kept, self._taken = self._kept, self._taken, None, False
         try:
-            with self.calm("the doctor's step"), loggers.unclipped(self.doctor.params, kept):
+            with self.calm("the doctor's step"):
                 if not taken:
                     self.doctor.skip()
                 elif self._loss is None:
                     raise ValueError("the model returned no loss (give it labels, so that "
                                      "outputs['loss'] holds the loss)")
                 else:
-                    self.doctor.step(self._loss)
+                    self.doctor.step(self._loss, gradients=kept)
         except DoctorAbort as abort:
             self.stopped = abort
             control.should_training_stop = True

@@ -9,15 +9,16 @@ import statistics
 
 import numpy as np
 
-from gradfail.doctor.evidence import PROGRESSED
+from gradfail.doctor.config import DoctorConfig
 
 
 class Window:
-    """The last `size` steps of a history, as columns, with the statistics the rules share."""
+    """The last `config.window` steps of a history, as columns, with the statistics the rules
+    share and the thresholds they compare them with (`config`, gradfail.doctor.config)."""
 
-    def __init__(self, history: list[dict], size: int, context):
-        self.all, self.context = history, context
-        self.records = history[-size:]
+    def __init__(self, history: list[dict], context, config: DoctorConfig):
+        self.all, self.context, self.config = history, context, config
+        self.records = history[-config.window:]
         self.size = len(self.records)
         self.columns: dict[str, list[float]] = {}
         for record in self.records:
@@ -61,7 +62,7 @@ class Window:
 
     @property
     def full(self) -> bool:
-        return self.size >= 100
+        return self.size >= self.config.window
 
     @property
     def decrease(self) -> float:
@@ -115,7 +116,7 @@ class Window:
             return math.nan
         levels = np.log(np.median(losses[:blocks * 20].reshape(blocks, 20), axis=1))
         gained = levels[0] - levels.min()
-        if gained < math.log(PROGRESSED) or int(np.argmin(levels)) > blocks - 4:
+        if gained < math.log(self.config.progressed) or int(np.argmin(levels)) > blocks - 4:
             return 0.0  # no real progress to give back, or the best is too recent to judge
         return float((levels[-3:].min() - levels.min()) / gained)  # held for 60 steps
 

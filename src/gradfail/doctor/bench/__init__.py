@@ -61,13 +61,15 @@ def one_thread() -> dict[str, str]:
             "PYTHONUNBUFFERED": "1"}
 
 
-def run_program(program: Program, timeout: float = 300.0) -> dict:
-    """The program under `gradfail doctor --json` (one thread): the doctors' documents, the
-    quantity histories they stored, the script's wall time under the doctor, or the error."""
+def run_program(program: Program, timeout: float = 300.0, budget: float | None = None) -> dict:
+    """The program under `gradfail doctor --json` (one thread; under an overhead budget when one
+    is given): the doctors' documents, the quantity histories they stored, the script's wall
+    time under the doctor, or the error."""
     with tempfile.TemporaryDirectory() as scratch:
         store = Path(scratch) / "bench.sqlite"
         command = [sys.executable, "-m", "gradfail.cli", "doctor", "--json", "--store",
-                   str(store), str(program.path)]
+                   str(store), *(["--overhead", str(budget)] if budget else []),
+                   str(program.path)]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                                   env=one_thread(), cwd=scratch)
@@ -97,13 +99,13 @@ def time_plain(program: Program, timeout: float = 300.0) -> float:
     return float(done.stderr.strip().splitlines()[-1])
 
 
-def evaluate(program: Program, overhead: bool = True) -> dict:
+def evaluate(program: Program, overhead: bool = True, budget: float | None = None) -> dict:
     """One program: the doctor's run, and, back to back before and after it, two plain runs
     for the overhead (the faster counts: a plain run slowed by a passing load would flatter
     the doctor)."""
     start = time.perf_counter()
     plain = time_plain(program) if overhead else None
-    result = run_program(program)
+    result = run_program(program, budget=budget)
     if overhead and "error" not in result:
         result["plain_s"] = min(plain, time_plain(program))
     result |= {"label": program.label, "split": program.split,
@@ -112,7 +114,7 @@ def evaluate(program: Program, overhead: bool = True) -> dict:
 
 
 def evaluate_all(chosen: list[Program], jobs: int = 1, progress=None,
-                 overhead: bool = True) -> list[dict]:
+                 overhead: bool = True, budget: float | None = None) -> list[dict]:
     """Every chosen program's outcome (gradfail.doctor.bench.scoring), `jobs` at a time (each a
     one-thread subprocess), in order."""
     from concurrent.futures import ThreadPoolExecutor
@@ -120,7 +122,7 @@ def evaluate_all(chosen: list[Program], jobs: int = 1, progress=None,
     from gradfail.doctor.bench.scoring import outcome
 
     def one(program: Program) -> dict:
-        result = outcome(evaluate(program, overhead))
+        result = outcome(evaluate(program, overhead, budget))
         if progress:
             progress(1)
         return result

@@ -282,25 +282,28 @@ def check_modes(config: DeepLinearConfig, result: dict) -> Check:
 
 
 CLAIMS = (
-    Claim("orthogonal: depth-independent learning time", "orthogonal initial conditions give "
+    Claim("orthogonal inits learn in a depth-independent time",
+          "orthogonal initial conditions give "
           "a finite, depth-independent learning delay (Saxe et al. 2014, abstract, §4)",
           "the ratio's interval lies at or below 2 (log10 2)", check_orthogonal,
           test="per seed, log10 of the best-lr steps to 1% loss at the deepest depth over those "
           "at depth 2 (never: the budget + 1, a lower bound); 95% t-interval over seeds; "
           "holds at or below log10 2, fails above. The best lr is each instance's own: full-"
-          "batch GD is deterministic, so its time at each lr is exact, not a noisy pick"),
+          "batch GD is deterministic, so its time at each lr is exact, not a noisy pick",
+          id="orthogonal-depth-independent-learning-time"),
     Claim("random inits slow down with depth", "scaled random Gaussian initialisations do "
           "not: learning time grows with depth (Saxe et al. 2014, §5)",
           "the ratio's interval lies at or above 10 (log10 10 = 1)", check_random,
           test="the same statistic as the orthogonal claim, for N(0, 0.01²) and N(0, 1/n), the "
           "smaller of the two per seed; 95% t-interval over seeds; holds at or above 1 "
-          "(10×), fails below"),
-    Claim("modes learnt in stages, as predicted", "each mode follows τ·du/dt = N·u^(2−2/N)·"
+          "(10×), fails below", id="random-inits-slow-down-with-depth"),
+    Claim("modes are learnt in stages, as predicted", "each mode follows τ·du/dt = N·u^(2−2/N)·"
           "(s − u): sigmoidal stages, strongest first (Saxe et al. 2014, §2–3)",
           "the deviation's interval lies at or below 0.05", check_modes,
           test="per seed, the largest |measured − predicted| / s_1 over modes, steps and mode "
           "depths from a small decoupled init; 95% t-interval over seeds; holds at or below "
-          "0.05, fails above; the order in which modes reach s/2 is reported beside it"),
+          "0.05, fails above; the order in which modes reach s/2 is reported beside it",
+          id="modes-learnt-in-stages-as-predicted"),
 )
 
 
@@ -343,6 +346,17 @@ def figures(config: DeepLinearConfig, result: dict) -> dict:
     return {"time_vs_depth": fig1, "modes": fig2}
 
 
+CAPTIONS = {  # what to see in each figure, shown under it in the report
+    "time_vs_depth": ("GD steps to the loss criterion against depth at each init's best learning "
+                      "rate (× = not within the budget), and the learning curves at the deepest "
+                      "depth: orthogonal inits take about as long at every depth, random ones slow "
+                      "down (Saxe et al. 2014)."),
+    "modes": ("Each mode's strength over GD steps from a small decoupled init (colour, seed 0) and "
+              "the mode equation's prediction (dashed): modes are learnt in sigmoidal stages, "
+              "strongest first (Saxe et al. 2014, §2–3)."),
+}
+
+
 def work(config: DeepLinearConfig, seeds: int) -> float:
     """Cost model units: µs (fitted at default): GD steps, 130 + per layer 55 + arithmetic."""
     def descent(depth: int, models: int, steps: int) -> float:
@@ -369,4 +383,5 @@ EXPERIMENT = Experiment(
     run=run,
     figures=figures,
     claims=CLAIMS,
+    captions=CAPTIONS,
 )

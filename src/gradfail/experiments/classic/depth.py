@@ -265,24 +265,28 @@ def check_remedy(config: DepthConfig, result: dict) -> Check:
 
 
 CLAIMS = (
-    Claim("sigmoid, naive init: exponential decay", "gradients shrink layer by layer towards "
+    Claim("with sigmoids and naive init, gradients decay exponentially with depth",
+          "gradients shrink layer by layer towards "
           "the input with saturating sigmoids (Glorot & Bengio 2010, §4.2–4.3)",
           "the slope's interval lies below 0", check_sigmoid_decay,
           test="per seed, the ln-slope of the first/last gradient-norm ratio against depth for "
           "N(0, 1) and N(0, 0.01²), the larger (slower decay) of the two; 95% t-interval over "
-          "seeds; holds when it lies below 0, fails when above; R² of the line beside it"),
+          "seeds; holds when it lies below 0, fails when above; R² of the line beside it",
+          id="sigmoid-naive-init-exponential-decay"),
     Claim("He init keeps ReLU gradients flat", "N(0, 2/n) keeps ReLU signals from vanishing or "
           "exploding with depth (He et al. 2015, §2.2)",
           "the spread's interval lies at or below 1 (10×)", check_he_relu,
           test="per seed, the largest |log10(first/last gradient norm)| over depths ≤ 32; 95% "
-          "t-interval over seeds; holds at or below 1 (within 10×), fails above"),
+          "t-interval over seeds; holds at or below 1 (within 10×), fails above",
+          id="he-init-keeps-relu-gradients-flat"),
     Claim("residual + batch norm trains at depth 32", "BN and residual connections let deep "
           "nets train where plain ones stall (Ioffe & Szegedy 2015; He et al. 2016)",
           "the difference's interval lies above 0", check_remedy,
           test="at depth 32, the fraction of seeds of sigmoid + residual + BN reaching the "
           "target training accuracy within the common budget minus that of the better of "
           "plain sigmoid · normal and · glorot (the better one: conservative); 95% Newcombe "
-          "interval; holds when it lies above 0, fails when below"),
+          "interval; holds when it lies above 0, fails when below",
+          id="residual-batch-norm-trains-at-depth-32"),
 )
 
 
@@ -362,6 +366,21 @@ def figures(config: DepthConfig, result: dict) -> dict:
             "training_curves": training_curves_figure(config, result)}
 
 
+CAPTIONS = {  # what to see in each figure, shown under it in the report
+    "gradients_per_layer": ("Weight-gradient norm of each layer at initialisation, per activation "
+                            "and init: with sigmoids and a naive init the norms shrink towards the "
+                            "input (Glorot & Bengio 2010)."),
+    "gradient_ratio": ("First over last layer's gradient norm against depth, per activation, "
+                       "architecture and init (grey: within 10×): He init keeps ReLU nets in the "
+                       "band, naive sigmoid inits fall exponentially out of it."),
+    "steps_to_target": ("Median SGD steps to the target training accuracy against depth (left) and "
+                        "the fraction of seeds reaching it within the budget (right), per network: "
+                        "plain deep nets stall where residual + batch norm still trains."),
+    "training_curves": ("Training accuracy over SGD steps at the largest trained depth, per "
+                        "network (band = seeds; dotted: the target)."),
+}
+
+
 def work(config: DepthConfig, seeds: int) -> float:
     """Cost model units: µs (fitted at default): layer-steps, training (40% run) and at init."""
     def layer(samples: float) -> float:  # one layer's µs for `samples` passes per seed
@@ -390,4 +409,5 @@ EXPERIMENT = Experiment(
     run=run,
     figures=figures,
     claims=CLAIMS,
+    captions=CAPTIONS,
 )

@@ -341,21 +341,23 @@ CLAIMS = (
     Claim("ρ < 1: gradients vanish at least like ρ^T", "λ1 < 1/γ is sufficient for the "
           "vanishing gradient problem, γ = 1 for tanh (Pascanu et al. 2013, §2.1)",
           "‖vᵀ∂h_T/∂h_0‖ ≤ ρ^T (1e-4 relative slack) for every ρ < 1, T and seed",
-          check_vanishing, kind="sanity"),
+          check_vanishing, kind="sanity", id="ρ-1-gradients-vanish-at-least-like-ρ-t"),
     Claim("ρ > 1: unclipped SGD diverges or spikes, clipped does not", "gradient-norm "
           "clipping deals with exploding gradients (Pascanu et al. 2013, §3.2, Algorithm 1)",
           "the difference's interval lies above 0", check_clipping,
           test="over every trained ρ > 1 and length, the fraction of unclipped seeds that "
           "diverge or spike (validation MSE > 10× its best so far) minus the fraction of "
           "clipped seeds that do (same initial weights and batches per seed); 95% Newcombe "
-          "interval; holds when it lies above 0, fails when below"),
+          "interval; holds when it lies above 0, fails when below",
+          id="ρ-1-unclipped-sgd-diverges-or-spikes-clipped-does-not"),
     Claim("clipped, the RNN learns the task", "with clipping they train (gradfail's "
           "expectation); clipping does not cure vanishing gradients, so long T may still "
           "fail (Pascanu et al. 2013)",
           "the fraction's interval lies at or above 1/2", check_clipped_learns,
           test="the fraction of clipped ρ > 1 RNN seeds whose validation MSE after learn_steps "
           "is below the constant predictor's 1/6; 95% Wilson interval; holds at or above 1/2 "
-          "(most seeds learn), fails below; not checked short of 10,000 steps unless it holds"),
+          "(most seeds learn), fails below; not checked short of 10,000 steps unless it holds",
+          id="clipped-the-rnn-learns-the-task"),
 )
 
 
@@ -404,6 +406,19 @@ def figures(config: ExplodingRNNConfig, result: dict) -> dict:
     return {"jacobian_vs_length": fig1, "cliff": fig2, "adding_problem": fig3}
 
 
+CAPTIONS = {  # what to see in each figure, shown under it in the report
+    "jacobian_vs_length": ("Norm of the gradient through time ‖vᵀ∂h_T/∂h_0‖ at initialisation "
+                           "against the sequence length T, per scale ρ of the recurrent weights: "
+                           "below 1 it vanishes at least like ρ^T (Pascanu et al. 2013, §2.1)."),
+    "cliff": ("Loss and log gradient norm of a one-unit RNN over its weight w and bias b: a narrow "
+              "cliff of huge gradients between flat regions (Pascanu et al. 2013, Figure 6)."),
+    "adding_problem": ("Validation MSE on the adding problem over SGD steps (median; diverged = "
+                       "∞), with and without clipping at threshold τ, per ρ; dotted: the constant "
+                       "predictor: unclipped ρ > 1 runs diverge or spike, clipped ones train "
+                       "(Pascanu et al. 2013, §3.2)."),
+}
+
+
 def work(config: ExplodingRNNConfig, seeds: int) -> float:
     """Cost model units: µs (fitted at default) per time step: ops + arithmetic."""
     unit = seeds * (3 * config.batch_size + config.validation / config.eval_every) \
@@ -432,4 +447,5 @@ EXPERIMENT = Experiment(
     run=run,
     figures=figures,
     claims=CLAIMS,
+    captions=CAPTIONS,
 )

@@ -26,7 +26,7 @@ import torch
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
 from gradfail.data.digits import digits
-from gradfail.experiment import Check, Claim, Config, Experiment, RunContext
+from gradfail.experiment import Check, Claim, Config, Experiment, RunContext, slug
 from gradfail.maths.statistics import CONFIDENCE, Interval, mean_interval
 from gradfail.nets.batched import mlp_forward, mlp_parameters
 from gradfail.nets.deep import expand_models
@@ -294,12 +294,15 @@ def remedy_claim(remedy: str | None) -> Claim:
                               f"accuracy along its run {best_along:.3f} (context, not judged); "
                               f"both trained on {plain['trained_on']} of {config.remedy_n} "
                               "images; the gain")
-    return Claim(f"{label} improves test accuracy", f"folklore: {label} reduces overfitting and "
+    verb = "improves" if remedy else "improve"
+    return Claim(f"{label} {verb} test accuracy", f"folklore: {label} reduces overfitting and "
                  "raises test accuracy (Goodfellow et al. 2016, ch. 7)",
                  "the gain's interval lies above 0", check,
                  test="paired test-accuracy gain of the remedy over the plain net (same subset, "
                  "init and training images per seed), mean over seeds and test images; 95% "
-                 "two-way bootstrap over seeds and test images; XX")
+                 "two-way bootstrap over seeds and test images; holds when it lies above 0, fails "
+                 "when below, inconclusive when it straddles 0",
+                 id=f"{slug(label)}-improves-test-accuracy")
 
 
 def peak_height(config: FittingConfig, result: dict) -> np.ndarray:
@@ -335,18 +338,21 @@ CLAIMS = (
           check_capacity,
           test="test accuracy of the best narrower width (chosen on the even test images) "
           "minus the widest's, on the odd test images, paired by seed; 95% two-way bootstrap "
-          "over seeds and images; holds when it lies above 0, fails when below"),
+          "over seeds and images; holds when it lies above 0, fails when below",
+          id="too-much-capacity-overfits"),
     Claim("more data closes the gap", "more training data reduces overfitting",
           "the shrink's interval lies above 0", check_data,
           test="per seed, gap (train − test accuracy) at the smallest n minus at the largest; "
-          "95% t-interval over seeds; holds when it lies above 0, fails when below"),
+          "95% t-interval over seeds; holds when it lies above 0, fails when below",
+          id="more-data-closes-the-gap"),
     *(remedy_claim(remedy) for remedy in (*REMEDIES, None)),
-    Claim("double descent", "test error peaks at the interpolation threshold p ≈ n and falls "
+    Claim("test error peaks at the interpolation threshold (double descent)",
+          "test error peaks at the interpolation threshold p ≈ n and falls "
           "again beyond it (Belkin et al. 2019, Figure 2)", "the peak height's interval lies "
           "above 0", check_double_descent,
           test="per seed, log10 of the largest test MSE for n/2 ≤ p ≤ 2n over the larger MSE "
           "at the sweep's two ends; 95% t-interval over seeds; holds when it lies above 0 "
-          "(a peak near p = n, lower on both sides), fails when below"),
+          "(a peak near p = n, lower on both sides), fails when below", id="double-descent"),
 )
 
 
@@ -394,6 +400,19 @@ def figures(config: FittingConfig, result: dict) -> dict:
     return {"capacity_and_data": fig1, "remedies": fig2, "double_descent": fig3}
 
 
+CAPTIONS = {  # what to see in each figure, shown under it in the report
+    "capacity_and_data": ("Train (blue) and test (red) accuracy against hidden width (left) and "
+                          "against the number of training images (right): the gap between them is "
+                          "the overfitting."),
+    "remedies": ("Test accuracy (bars, 95% interval over seeds) and train accuracy (dots) of the "
+                 "plain net, each remedy alone and all together; dotted: the plain net's test "
+                 "accuracy, which a remedy must beat."),
+    "double_descent": ("Test MSE of min-norm least squares on random ReLU features against their "
+                       "number p (dotted: n training points): the error peaks at the interpolation "
+                       "threshold p ≈ n and falls again beyond it (Belkin et al. 2019)."),
+}
+
+
 def work(config: FittingConfig, seeds: int) -> float:
     """Cost model units: µs (fitted at default): every run's SGD steps, then the pinvs."""
     runs = ([(config.width_n, w) for w in config.widths]
@@ -423,4 +442,5 @@ EXPERIMENT = Experiment(
     run=run,
     figures=figures,
     claims=CLAIMS,
+    captions=CAPTIONS,
 )

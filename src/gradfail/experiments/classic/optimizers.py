@@ -318,26 +318,27 @@ CLAIMS = (
           "the gap's interval lies at or above 0.9 of 1 − p", check_adaptive_methods_example,
           test="per (p, seed), the smallest adaptive test error minus GD's, divided by the "
           "published gap 1 − p; 95% t-interval over (p, seed); holds at or above 0.9, fails "
-          "below; training errors beside it"),
+          "below; training errors beside it", id="adaptive-methods-generalise-worse-wilson"),
     Claim("no optimiser dominates", "no method clearly dominates across problems (Schmidt, "
           "Schneider & Hennig 2021)", "the leader's deficit lies above 0", check_no_winner,
           test="the optimiser fastest to the threshold on most problems is the candidate; per "
           "judged seed, log10 of its steps over the best other optimiser's on its worst "
           "problem, each at the lr picked on the other seeds; 95% t-interval over the judged "
           "seeds (exact when every run is deterministic); holds when it lies above 0 (beaten "
-          "somewhere), fails when below"),
+          "somewhere), fails when below", id="no-optimiser-dominates"),
     Claim("Adam is less sensitive to its lr", "folklore: Adam works over a wider range of "
           "learning rates than SGD", "the fraction's interval lies at or above 1/2",
           check_adam_robust,
           test="over problems, the fraction on which adam has strictly more grid lrs whose "
           "median final error meets the threshold than sgd; 95% Wilson interval; holds at or "
-          "above 1/2 (most problems), fails below"),
+          "above 1/2 (most problems), fails below", id="adam-is-less-sensitive-to-its-lr"),
     Claim("momentum helps when ill-conditioned", "heavy-ball momentum needs ~√κ steps where GD "
           "needs ~κ (Polyak 1964)", "the speed-up's interval lies above 0",
           check_momentum,
           test="at the largest κ, per judged seed, log10 of sgd's steps to f/f0 ≤ 1e-3 over "
           "momentum's, each at the lr picked on the other seeds; exact (the quadratic is "
-          "deterministic) or a 95% t-interval; holds when it lies above 0, fails when below"),
+          "deterministic) or a 95% t-interval; holds when it lies above 0, fails when below",
+          id="momentum-helps-when-ill-conditioned"),
 )
 
 
@@ -468,6 +469,24 @@ def figures(config: OptimizersConfig, result: dict) -> dict:
     return figs
 
 
+CAPTIONS = {  # what to see in each figure, shown under it in the report
+    "summary_table": ("Per problem and optimiser: the best final error at its learning rate, the "
+                      "steps to the problem's threshold and how many grid learning rates reach it; "
+                      "bold: the fastest on each problem (DeepOBS)."),
+    "lr_sensitivity": ("Final error against learning rate, per problem and optimiser (median over "
+                       "seeds; dotted: the threshold): the wider the range under the threshold, "
+                       "the less sensitive the optimiser to its learning rate."),
+    "learning_curves": ("Learning curves at each optimiser's best learning rate, per problem "
+                        "(median over seeds; dotted: the threshold)."),
+    "condition_number": ("Steps to f/f0 ≤ 1e-3 on the quadratic against its condition number κ at "
+                         "each optimiser's best learning rate: how each optimiser's step count "
+                         "grows with κ (heavy-ball momentum: ~√κ, GD: ~κ)."),
+    "wilson": ("Test error per p on Wilson et al.'s over-parameterised linear problem (mean ± s.d. "
+               "over seeds) beside 1 − p (dotted), the error adaptive methods are predicted to "
+               "reach (Wilson et al. 2017)."),
+}
+
+
 def work(config: OptimizersConfig, seeds: int) -> float:
     """Cost model units: µs (fitted at default): sweep steps, then Wilson et al.'s steps."""
     samples, every, d = 3 * config.batch_size, config.eval_every, config.parity_d
@@ -501,4 +520,5 @@ EXPERIMENT = Experiment(
     run=run,
     figures=figures,
     claims=CLAIMS,
+    captions=CAPTIONS,
 )

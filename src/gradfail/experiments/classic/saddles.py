@@ -339,19 +339,21 @@ def check_gd_finds_minima(config: SaddlesConfig, result: dict) -> Check:
 
 
 CLAIMS = (
-    Claim("higher loss, higher index", "critical points with higher error have a larger "
+    Claim("critical points with higher loss have a higher index",
+          "critical points with higher error have a larger "
           "fraction of negative Hessian eigenvalues (Dauphin et al. 2014, Figure 1)",
           "ρ's interval lies above 0", check_index_rises_with_loss,
           test="Spearman ρ(loss, index) over the critical points found; 95% cluster bootstrap"
           " by GD trajectory (the Newton runs from one trajectory share it); holds when it lies"
-          " above 0, fails when below"),
+          " above 0, fails when below", id="higher-loss-higher-index"),
     Claim("perturbed GD escapes saddles", "GD with occasional small random perturbations "
           "escapes saddle points efficiently (Jin et al. 2017, Theorem 3)",
           "the difference's interval lies above 0", check_perturbed_escapes,
           test="on the strict saddles (λ_min ≤ −ln(1/r)/(lr·escape_steps)), the fraction "
           "perturbed GD escapes within escape_steps minus the fraction plain GD escapes, paired"
           " by saddle; 95% cluster bootstrap by GD trajectory; holds when it lies above 0, "
-          "fails when below; Kaplan–Meier medians and the log-rank test beside it"),
+          "fails when below; Kaplan–Meier medians and the log-rank test beside it",
+          id="perturbed-gd-escapes-saddles"),
     Claim("GD's end points are minima", "GD from a random start converges to a minimiser, "
           "not a saddle, almost surely (Lee et al. 2016)",
           "the fraction's interval lies at or above 0.9", check_gd_finds_minima,
@@ -359,7 +361,7 @@ CLAIMS = (
           "over the last 10% of the budget) at a minimum or at a saddle strict at the budget "
           "(λ_min ≤ −ln(1/r)/(lr·gd_steps): Lee et al. assume strict saddles; by a flatter one "
           "GD is still passing), the fraction at a minimum; 95% Wilson interval; holds at or "
-          "above 0.9, fails below; not checked when none"),
+          "above 0.9, fails below; not checked when none", id="gds-end-points-are-minima"),
 )
 
 
@@ -398,6 +400,19 @@ def figures(config: SaddlesConfig, result: dict) -> dict:
     return {"index_vs_loss": fig1, "trajectories": fig2, "escape": fig3}
 
 
+CAPTIONS = {  # what to see in each figure, shown under it in the report
+    "index_vs_loss": ("Index (fraction of negative Hessian eigenvalues) against loss at the "
+                      "critical points Newton's method finds, and at converged GD end points (red "
+                      "×): the higher the loss, the higher the index (Dauphin et al. 2014, Figure "
+                      "1)."),
+    "trajectories": ("Loss and gradient norm along GD trajectories: the loss plateaus are saddles, "
+                     "where the gradient dips and GD crawls."),
+    "escape": ("Fractional loss drop after a saddle for plain and perturbed GD (band = saddles; "
+               "dotted: the drop that counts as an escape): perturbations leave strict saddles "
+               "sooner (Jin et al. 2017)."),
+}
+
+
 def work(config: SaddlesConfig, seeds: int) -> float:
     """Cost model units: µs (fitted at default); one problem of `starts` rows (no seeds)."""
     point = config.samples * config.hidden * (config.inputs + 4)  # multiply-adds of one ∇L(θ)
@@ -424,4 +439,5 @@ EXPERIMENT = Experiment(
     run=run,
     figures=figures,
     claims=CLAIMS,
+    captions=CAPTIONS,
 )

@@ -202,7 +202,7 @@ CLAIMS = (
           "than at τ = 0)", check_delay_limits_the_step,
           test="the fraction of seeds whose final loss is not finite at the largest τ minus at "
                "τ = 0 (the same initialisations and minibatches); Newcombe's 95% interval for "
-               "the difference; holds when at or above 0.9"),
+               "the difference; holds when at or above 0.9", id="delay-shrinks-the-stable-step"),
     Claim("staleness helps escape local optima", "the notes' guess: stale asynchronous updates "
           "helped the cat network (Le et al. 2012) out of poor local optima", "at some τ > 0, "
           "stale SGD reaches the global loss more often than synchronous SGD",
@@ -211,7 +211,8 @@ CLAIMS = (
                "`success`) with stale gradients minus synchronously (the same initialisations "
                "and minibatches; the interval ignores the pairing, so it is conservative); "
                "Newcombe's interval at confidence 1 − 0.05/k for the k delays; holds when one "
-               "lies at or above 0, fails when all lie below"),
+               "lies at or above 0, fails when all lie below",
+          id="staleness-helps-escape-local-optima"),
     Claim("staleness helps beyond matched noise", "the notes' guess, sharpened: the help is "
           "specific to staleness, not to any perturbation of its size", "at some τ, stale SGD "
           "reaches the global loss more often than both synchronous SGD and SGD with isotropic "
@@ -220,7 +221,8 @@ CLAIMS = (
                "matched noise (run in lockstep: each step's noise has the norm of that step's "
                "g(w_{t−τ}) − g(w_t) in the stale run) and stale minus synchronous; Newcombe's "
                "intervals at confidence 1 − 0.05/k for the k delays; a τ holds when both lie at "
-               "or above 0; the claim holds at some τ, fails when every τ fails"),
+               "or above 0; the claim holds at some τ, fails when every τ fails",
+          id="staleness-helps-beyond-matched-noise"),
 )
 
 
@@ -237,6 +239,14 @@ def figures(config: EscapeConfig, result: dict) -> dict:
            title=f"Escaping spurious minima, k = {config.units} (95% Wilson)")
     ax.legend(fontsize=8)
     return {"async_escape": fig}
+
+
+CAPTIONS = {  # what to see in each figure, shown under it in the report
+    "async_escape": ("Probability of reaching the global loss (95% Wilson) against staleness τ, "
+                     "for stale gradients and for isotropic noise matched per step: whether "
+                     "staleness helps escape spurious minima beyond its noise (Safran & Shamir "
+                     "2018)."),
+}
 
 
 def work(config: EscapeConfig, seeds: int) -> float:
@@ -262,4 +272,5 @@ EXPERIMENT = Experiment(
     run=run,
     figures=figures,
     claims=CLAIMS,
+    captions=CAPTIONS,
 )

@@ -379,13 +379,14 @@ def check_hogwild(config: AsyncConfig, result: dict) -> Check:
 CLAIMS = (
     Claim("Downpour: mean τ = N − 1", "with N equal workers each gradient is N − 1 versions "
           "stale (the async loop of Ray's parameter-server example)",
-          "|mean τ − (N − 1)| ≤ 10% for every N ≥ 2", check_downpour, kind="sanity"),
+          "|mean τ − (N − 1)| ≤ 10% for every N ≥ 2", check_downpour, kind="sanity",
+          id="downpour-mean-τ-n-1"),
     Claim("n-softsync: mean τ ≈ n", "⟨τ⟩ ≈ n for n-softsync with λ learners (Zhang et al. "
           "2016, §3)", "|mean τ − n| ≤ 10% of n for every n", check_softsync,
           test="per n, the run's staleness log (one schedule of delays) cut into 10 consecutive "
                "blocks; Student's t interval of the mean of the block means, over n, at "
                "confidence 1 − 0.05/k for the k values of n; holds when it lies within [0.9, "
-               "1.1] for every n"),
+               "1.1] for every n", id="n-softsync-mean-τ-n"),
     Claim("α₀/τ recovers sequential accuracy", "with α₀/τ every protocol reaches the "
           "sequential error (Zhang et al. 2016, CIFAR-10 ~18%)", "test accuracy within 1 point "
           "of sequential at every τ ≤ 32", check_staleness_aware,
@@ -393,7 +394,7 @@ CLAIMS = (
                "(the same initialisation and minibatch stream; α₀ chosen on separate runs; "
                "α₀/τ runs τ × the updates, the same summed step); Student's t interval of the "
                "mean over seeds at confidence 1 − 0.05/k for the k delays; holds when at or "
-               "below 0.01 at every τ"),
+               "below 0.01 at every τ", id="α₀-τ-recovers-sequential-accuracy"),
     Claim("DC-ASGD closes the async gap", "DC-ASGD-a 8.19% vs ASGD 9.27% vs sequential 8.65% "
           "(Zheng et al. 2017, CIFAR-10, ResNet-20, 4 workers)", "DC-ASGD-a closes ≥ 50% of "
           "the async → sequential accuracy gap", check_dc,
@@ -402,7 +403,7 @@ CLAIMS = (
                "stream in every arm); Student's t 95% interval of the mean over seeds; holds "
                "when at or above 0. Judged only when async is demonstrably behind sequential "
                "(the t interval of their paired difference above 0), else not checked; "
-               "DC-ASGD-c (constant λ) reported beside it"),
+               "DC-ASGD-c (constant λ) reported beside it", id="dc-asgd-closes-the-async-gap"),
     Claim("backup workers cut step time", "sync with backups mitigates the worst stragglers "
           "(Chen et al. 2016)", "the most backups listed (b ≈ 5–12% of N) cut the mean step "
           "time ≥ 30% with accuracy within 1 point", check_backups,
@@ -411,14 +412,15 @@ CLAIMS = (
                "mean step time is cut by more than 30%; Student's t 95% interval of the mean "
                "over steps; holds when at or above 0. Accuracy: the same minibatches with and "
                "without backups (the dropped gradients come from the same distribution), so "
-               "reported, not judged"),
+               "reported, not judged", id="backup-workers-cut-step-time"),
     Claim("Hogwild! scales without locks", "lock-free SGD on sparse problems: near-linear "
           "speed-up, errors essentially equal (Niu et al. 2011, Table 2)", "2 processes ≥ 1.5× "
           "the samples/s of 1, final loss within 1%", check_hogwild,
           test="per timed pair (1 process, then 2, back to back), the log of the samples/s "
                "ratio and the relative change of the final loss; Student's t intervals of "
                "their means over pairs at 97.5% each; holds when the geometric-mean speed-up "
-               "is at or above 1.5 and the loss change at or below 0.01"),
+               "is at or above 1.5 and the loss change at or below 0.01",
+          id="hogwild-scales-without-locks"),
 )
 
 
@@ -486,6 +488,15 @@ def figures(config: AsyncConfig, result: dict) -> dict:
     return {"async_sgd": fig}
 
 
+CAPTIONS = {  # what to see in each figure, shown under it in the report
+    "async_sgd": ("Asynchronous SGD, panel by panel: accuracy and error against a fixed delay τ "
+                  "with step α₀ and with α₀/τ; measured against expected staleness (Downpour, "
+                  "n-softsync); Hogwild! throughput on one and two processes; DC-ASGD against "
+                  "async and sequential; sync with backup workers; async against sync in virtual "
+                  "time."),
+}
+
+
 def work(config: AsyncConfig, seeds: int) -> float:
     """Cost model units: µs (fitted at default): simulated gradients, Hogwild's passes."""
     def gradient(inputs: int) -> float:  # every seed's minibatch through inputs-hidden-outputs
@@ -519,4 +530,5 @@ EXPERIMENT = Experiment(
     run=run,
     figures=figures,
     claims=CLAIMS,
+    captions=CAPTIONS,
 )

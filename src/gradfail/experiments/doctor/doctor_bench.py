@@ -130,23 +130,27 @@ CLAIMS = (
           "average precision ≥ 0.9; rule-based tools reach ≤ 0.37 (Humbatova et al. 2025)",
           "95% interval of the average precision over verdicts at or above 0.9",
           check_precision, test="precision per verdict, averaged over the verdicts present; "
-          "percentile bootstrap over programs, 95%; holds when the interval is ≥ 0.9"),
+          "percentile bootstrap over programs, 95%; holds when the interval is ≥ 0.9",
+          id="the-doctors-verdicts-are-precise-on-unseen-programs"),
     Claim("the doctor finds the failures of unseen programs", "gradfail's target: "
           "average recall ≥ 0.85, none at 0; rule-based tools reach ≤ 0.55",
           "95% interval of the average recall at or above 0.85, no verdict at recall 0",
           check_recall, test="recall per verdict, averaged; percentile bootstrap over "
-          "programs, 95%; holds when the interval is ≥ 0.85 and no verdict has recall 0"),
+          "programs, 95%; holds when the interval is ≥ 0.85 and no verdict has recall 0",
+          id="the-doctor-finds-the-failures-of-unseen-programs"),
     Claim("healthy programs are left alone", "gradfail's target: no verdict on a "
           "healthy program after its warm-up", "every healthy program, every check after 10% "
           "of its steps", check_left_alone, test="a count, not a rate: every healthy program "
-          "free of verdicts after its warm-up (the Wilson interval of the fraction is shown)"),
+          "free of verdicts after its warm-up (the Wilson interval of the fraction is shown)",
+          id="healthy-programs-are-left-alone"),
     Claim("no program crashes the doctor", "gradfail's target",
           "every program runs to its end under the doctor", check_no_crash,
-          test="a count: no program crashes"),
+          test="a count: no program crashes", id="no-program-crashes-the-doctor"),
     Claim("the doctor's overhead is small", "gradfail's target: median ≤ 1.3×",
           "median ratio of the script's wall time with and without the doctor ≤ 1.3",
           check_overhead, test="the median over programs of each program's wall-time ratio, "
-          "timed back to back on one thread; on the wall clock, so judged by its median"),
+          "timed back to back on one thread; on the wall clock, so judged by its median",
+          id="the-doctors-overhead-is-small"),
 )
 
 
@@ -171,6 +175,13 @@ def figures(config: DoctorBenchConfig, result: dict) -> dict:
     return {"doctor_bench": fig}
 
 
+CAPTIONS = {  # what to see in each figure, shown under it in the report
+    "doctor_bench": ("The doctor on unseen programs: the verdict it gives for each program's label "
+                     "(confusion matrix), and precision and recall per verdict beside the "
+                     "AutoTrainer baseline's."),
+}
+
+
 def work(config: DoctorBenchConfig, seeds: int) -> float:
     """Cost model units: plain program runs: one under the doctor (~1.4x), two more for overhead."""
     return len(chosen(config)) * (1.4 + 2.0 * config.overhead)
@@ -191,4 +202,5 @@ EXPERIMENT = Experiment(
     run=run,
     figures=figures,
     claims=CLAIMS,
+    captions=CAPTIONS,
 )

@@ -126,7 +126,8 @@ CLAIMS = (
                "label; " + WILSON + "of each; holds when every verdict's interval lies at or "
                "above 0.8, fails when one lies below",
           if_fails="a finding: the held-out low-SNR configuration is named \"no gradient "
-                   "signal\", a neighbouring verdict; the rules were not refitted to it"),
+                   "signal\", a neighbouring verdict; the rules were not refitted to it",
+          id="the-doctors-verdicts-are-precise"),
     Claim("the doctor finds every failure", "gradfail's target for the doctor: "
           "recall ≥ 0.8 for every verdict on the zoo",
           "every verdict's recall ≥ 0.8 on configurations the rules were not set on",
@@ -135,14 +136,15 @@ CLAIMS = (
                + "of each; holds when every label's interval lies at or above 0.8, fails when "
                "one lies below",
           if_fails="a finding: the same held-out low-SNR runs, named \"no gradient signal\" "
-                   "instead (see the precision claim); the rules were not refitted to them"),
+                   "instead (see the precision claim); the rules were not refitted to them",
+          id="the-doctor-finds-every-failure"),
     Claim("healthy runs are left alone", "gradfail's target for the doctor: "
           "\"healthy\" on every healthy configuration",
           "every healthy-labelled run named healthy", check_healthy,
           test="the fraction of healthy-labelled runs named healthy; " + WILSON + "against "
                "1 (\"every\"): one run named otherwise puts it below 1 and fails the claim; "
                "no finite number of runs can make it hold, so with none missed it is "
-               "inconclusive"),
+               "inconclusive", id="healthy-runs-are-left-alone"),
 )
 
 
@@ -163,6 +165,13 @@ def figures(config: DoctorZooConfig, result: dict) -> dict:
     return {"doctor_zoo": fig}
 
 
+CAPTIONS = {  # what to see in each figure, shown under it in the report
+    "doctor_zoo": ("The doctor on the failure zoo: the verdict it gives for each case's label "
+                   "(confusion matrix), and each verdict's precision and recall against the 0.8 "
+                   "target (dotted)."),
+}
+
+
 def work(config: DoctorZooConfig, seeds: int) -> float:
     """Cost model units: zoo runs, cases × seeds (each its case's ~300 steps under the doctor)."""
     return float(len(config.cases) * seeds)
@@ -180,4 +189,5 @@ EXPERIMENT = Experiment(
     run=run,
     figures=figures,
     claims=CLAIMS,
+    captions=CAPTIONS,
 )

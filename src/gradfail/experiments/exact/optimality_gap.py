@@ -311,29 +311,33 @@ CLAIMS = (
           "at the certified width below 0.95", check_single_run,
           test="the fraction of GD restarts at the certified width with g ≤ tolerance, over the "
                "certified instances; 95% cluster bootstrap interval, the restarts of an instance "
-               "resampled together; holds when at or below 0.95"),
+               "resampled together; holds when at or below 0.95",
+          id="a-single-gd-run-misses-the-certified-optimum"),
     Claim("over-parameterisation closes the gap", "gradfail's hypothesis: with 4–8× width the "
           "gap to the width-H optimum closes in most seeds", "success at the widest width "
           "above success at width H (GD and Adam pooled)", check_width,
           test="per certified instance, the fraction of restarts (GD and Adam pooled) with "
                "g ≤ tolerance at the widest width minus at width H; 95% percentile bootstrap of "
-               "the mean over instances; holds when at or above 0"),
+               "the mean over instances; holds when at or above 0",
+          id="over-parameterisation-closes-the-gap"),
     Claim("the optimiser matters less than the width", "gradfail's hypothesis: Adam vs GD "
           "differences are small compared with the width effect", "|Adam − GD| success at "
           "width H below the gain from the widest width", check_optimiser_vs_width,
           test="over the certified instances, the mean gain in success from width H to the "
                "widest width minus |mean Adam − mean GD success at width H|; 95% percentile "
-               "bootstrap, instances resampled; holds when at or above 0"),
+               "bootstrap, instances resampled; holds when at or above 0",
+          id="the-optimiser-matters-less-than-the-width"),
     Claim("success falls with the number of points", "gradfail's hypothesis: the success rate "
           "falls with N", "success at the smallest N above that at the largest (XOR instances, "
           "GD and Adam pooled)", check_data_size,
           test="per seed, the fraction of restarts (GD and Adam pooled) with g ≤ tolerance on "
                "the XOR instance at the smallest N minus on the one at the largest N (both "
                "certified); Student's t 95% interval of the mean over seeds; holds when at or "
-               "above 0"),
+               "above 0", id="success-falls-with-the-number-of-points"),
     Claim("the MILP bound is a certificate", "a certified lower bound: no network in the class "
           "has a smaller loss (gradfail's sanity check)", "every width-H run inside the box has "
-          "loss ≥ the proven bound − 1e-6 (relative)", check_certificate, kind="sanity"),
+          "loss ≥ the proven bound − 1e-6 (relative)", check_certificate, kind="sanity",
+          id="the-milp-bound-is-a-certificate"),
 )
 
 
@@ -378,6 +382,14 @@ def figures(config: GapConfig, result: dict) -> dict:
     return {"optimality_gap": fig}
 
 
+CAPTIONS = {  # what to see in each figure, shown under it in the report
+    "optimality_gap": ("Top left: the normalised gap to the certified optimum over restarts at the "
+                       "certified width (dotted: the tolerance). Others: the fraction of restarts "
+                       "within tolerance against student width, depth and data size, for GD and "
+                       "Adam."),
+}
+
+
 def work(config: GapConfig, seeds: int) -> float:
     """Cost model units: µs (fitted at default): restart steps, MILPs at ~3e-4·N³ s."""
     def arm(width: int, depth: int, n: int) -> float:  # one float64 step of all restarts
@@ -408,4 +420,5 @@ EXPERIMENT = Experiment(
     run=run,
     figures=figures,
     claims=CLAIMS,
+    captions=CAPTIONS,
 )

@@ -231,10 +231,13 @@ CLAIMS = (
     Claim("the LP decides separability exactly", "a single threshold unit is a linear program: "
           "separable or not is answered exactly in polynomial time (Lin & Vitter 1991)",
           "every planted-separable instance called separable (separator verified in float64), "
-          "every non-separable twin called not separable", check_lp_exact, kind="sanity"),
-    Claim("Novikoff's bound", "the perceptron makes at most (R/γ)² updates on data separable "
+          "every non-separable twin called not separable", check_lp_exact, kind="sanity",
+          id="the-lp-decides-separability-exactly"),
+    Claim("the perceptron's updates stay within Novikoff's bound",
+          "the perceptron makes at most (R/γ)² updates on data separable "
           "with margin γ (Novikoff 1962)", "updates ≤ (R/γ)² on every separable instance, with "
-          "R = max ‖(x, 1)‖ and the planted γ", check_novikoff, kind="sanity"),
+          "R = max ‖(x, 1)‖ and the planted γ", check_novikoff, kind="sanity",
+          id="novikoffs-bound"),
     Claim("the perceptron slows with the margin, the LP does not", "Novikoff 1962: the "
           "perceptron's work grows as 1/γ² at worst; an LP is polynomial in the input size",
           "at the largest n, log-log slope vs 1/γ ≥ 0.5 for perceptron updates and within "
@@ -243,7 +246,7 @@ CLAIMS = (
                "and of log LP seconds against log 1/γ over the planted margins (independent "
                "instances per margin); Student's t intervals of the mean slope over seeds at "
                "97.5% each; holds when the perceptron's is at or above 0.5 and the LP's lies "
-               "within ±0.25"),
+               "within ±0.25", id="the-perceptron-slows-with-the-margin-the-lp-does-not"),
 )
 
 
@@ -276,6 +279,13 @@ def figures(config: PerceptronConfig, result: dict) -> dict:
     return {"margin_scaling": fig}
 
 
+CAPTIONS = {  # what to see in each figure, shown under it in the report
+    "margin_scaling": ("Against the planted margin γ, shrinking to the right, per size n: "
+                       "perceptron updates and logistic-GD steps to separate grow towards (R/γ)² "
+                       "(dotted: Novikoff's bound), while the LP's seconds barely change."),
+}
+
+
 def work(config: PerceptronConfig, seeds: int) -> float:
     """Cost model units: µs (fitted at default): perceptron updates, LP rows, GD steps."""
     def capped(cap: int, scale: float, margin: float | None) -> float:  # ~ (R/γ)², R² ≈ 2
@@ -302,4 +312,5 @@ EXPERIMENT = Experiment(
     run=run,
     figures=figures,
     claims=CLAIMS,
+    captions=CAPTIONS,
 )

@@ -285,7 +285,7 @@ CLAIMS = (
           "penalty", check_sparse,
           test=PAIRED.format("silent fraction with the strongest L1-activation (and KL) "
                              "penalty − without penalty, largest size", "both intervals lie",
-                             "one lies")),
+                             "one lies"), id="sparsity-penalties-make-the-codes-sparse"),
     Claim("weight penalties shrink the generalisation gap", "weight decay and L1 on the weights "
           "fight over-fitting", "at the smallest size the L2 and the L1 weight strength with "
           "the smallest validation gap each give a smaller test gap (held-out − training "
@@ -293,7 +293,7 @@ CLAIMS = (
           test="strength of each weight penalty selected on the validation half (smallest mean "
                "gap), judged on the test half: " + PAIRED.format(
                    "gap without penalty − gap with it, smallest size", "both intervals lie",
-                   "one lies")),
+                   "one lies"), id="weight-penalties-shrink-the-generalisation-gap"),
     Claim("sparser codes over-fit less", "the notes ask whether sparsity and over-fitting are "
           "linked", "at the smallest size, sparsity and the generalisation gap are negatively "
           "rank-correlated over all settings and seeds", check_link,
@@ -302,7 +302,8 @@ CLAIMS = (
                "(a setting's seeds are one cluster); holds when it lies at or below 0, fails "
                "when it lies above",
           if_fails="a finding: in these autoencoders the sparser codes go with the larger "
-                   "generalisation gap, the opposite of the link the notes ask about"),
+                   "generalisation gap, the opposite of the link the notes ask about",
+          id="sparser-codes-over-fit-less"),
     Claim("sparse codes help a linear classifier", "a motivation of the sparse autoencoder: "
           "sparse features are easier to read out", "at the largest size, the sparsity-"
           "penalised codes best on validation classify the test half better than the "
@@ -310,7 +311,7 @@ CLAIMS = (
           test="the L1-activation or KL setting with the best mean validation accuracy, judged "
                "on the test half: " + PAIRED.format(
                    "of linear-classifier accuracy, chosen − no penalty, largest size",
-                   "its interval lies", "it lies")),
+                   "its interval lies", "it lies"), id="sparse-codes-help-a-linear-classifier"),
 )
 
 
@@ -342,6 +343,14 @@ def figures(config: CostConfig, result: dict) -> dict:
     return {"cost_functions": fig}
 
 
+CAPTIONS = {  # what to see in each figure, shown under it in the report
+    "cost_functions": ("Against penalty strength, per penalty (dotted: none): held-out "
+                       "reconstruction error, the codes' sparsity and a linear classifier's "
+                       "accuracy on them. Right: the over-fitting gap against sparsity at each "
+                       "training-set size."),
+}
+
+
 def work(config: CostConfig, seeds: int) -> float:
     """Cost model units: µs (fitted at default): Adam steps of settings × seeds models."""
     models = len(config.settings()) * seeds
@@ -371,4 +380,5 @@ EXPERIMENT = Experiment(
     run=run,
     figures=figures,
     claims=CLAIMS,
+    captions=CAPTIONS,
 )

@@ -194,23 +194,27 @@ CLAIMS = (
           f"at the largest training set, fixed Gabor within {MATCH:.0%} of learned accuracy on "
           "digits and lines", check_match,
           test=PAIRED.format("fixed Gabor − learned, largest training set",
-                             f"at or above −{MATCH}")),
+                             f"at or above −{MATCH}"),
+          id="a-fixed-gabor-bank-matches-a-learned-first-layer"),
     Claim("designed filters beat random fixed ones", "if the design matters, oriented filters "
           "should beat random features of the same size", "at the largest training set, fixed "
           "Gabor above fixed random on both data sets", check_random,
-          test=PAIRED.format("fixed Gabor − fixed random, largest training set", "at or above 0")),
+          test=PAIRED.format("fixed Gabor − fixed random, largest training set", "at or above 0"),
+          id="designed-filters-beat-random-fixed-ones"),
     Claim("the designed prior helps most when data is scarce", "a fixed first layer has fewer "
           "parameters to fit, so its edge over learning should be largest with few images",
           "Gabor − learned accuracy larger at the smallest training set than at the largest, "
           "on both data sets", check_scarce,
           test=PAIRED.format("fixed Gabor − learned at the smallest training set, minus the same "
-                             "at the largest", "at or above 0")),
+                             "at the largest", "at or above 0"),
+          id="the-designed-prior-helps-most-when-data-is-scarce"),
     Claim("a Gabor initialisation speeds early learning", "starting from oriented filters "
           "should give a head start over He initialisation", "at the first checkpoint (a tenth "
           "of the steps, largest training set) Gabor-initialised above He-initialised, on both",
           check_early,
           test=PAIRED.format("Gabor-initialised − He-initialised, learned, at the first "
-                             "checkpoint, largest training set", "at or above 0")),
+                             "checkpoint, largest training set", "at or above 0"),
+          id="a-gabor-initialisation-speeds-early-learning"),
 )
 
 
@@ -249,6 +253,15 @@ def figures(config: FiltersConfig, result: dict) -> dict:
     return {"designed_filters": fig, "designed_filters_banks": fig_banks}
 
 
+CAPTIONS = {  # what to see in each figure, shown under it in the report
+    "designed_filters": ("Test accuracy against training images (left two) and over Adam steps on "
+                         "the largest set (right two), per data set, for a learned, a fixed Gabor, "
+                         "a fixed random and a Gabor-initialised first layer."),
+    "designed_filters_banks": ("The first-layer filters: the designed Gabor bank and those learned "
+                               "on each data set (seed 0, largest training set)."),
+}
+
+
 def work(config: FiltersConfig, seeds: int) -> float:
     """Cost model units: µs (fitted at default): Adam steps and test evaluations."""
     def per_run(side: int, classes: int, test: int) -> float:
@@ -279,4 +292,5 @@ EXPERIMENT = Experiment(
     run=run,
     figures=figures,
     claims=CLAIMS,
+    captions=CAPTIONS,
 )

@@ -204,7 +204,8 @@ CLAIMS = (
     Claim("untied filters multiply the parameters by the positions", "a locally connected "
           "layer has one filter per output position (Le et al. 2012's layers vs a convolution)",
           "filter weights of the locally connected layer / the convolution's = output positions",
-          check_parameters, kind="sanity"),
+          check_parameters, kind="sanity",
+          id="untied-filters-multiply-the-parameters-by-the-positions"),
     Claim("tying needs fewer samples on translation-invariant data", "the notes: sharing "
           "weights trades memory for data; a convolution generalises from fewer images when "
           "the task is translation invariant", "the convolution trained on at most half the "
@@ -214,7 +215,7 @@ CLAIMS = (
                "largest minus the locally connected layer's at the largest (two training sets of "
                "that seed, one shared test set; seeds independent); Student's t 95% interval "
                "of the mean difference over seeds; holds when it lies at or above 0, fails when "
-               "it lies below"),
+               "it lies below", id="tying-needs-fewer-samples-on-translation-invariant-data"),
     Claim("untied filters cost memory", "the untied layer's weights and their gradients must "
           "be held: more memory (the cat network needed 16,000 cores)", "an Adam step holds "
           "more bytes with the locally connected layer than with the convolution",
@@ -223,7 +224,7 @@ CLAIMS = (
                "process: parameters, gradients and Adam's state from tensor sizes, plus the "
                "distinct non-parameter storages autograd saves for backward; deterministic, so "
                "the interval is the exact ratio locally connected / convolution; holds when it "
-               "is at least 1"),
+               "is at least 1", id="untied-filters-cost-memory"),
 )
 
 
@@ -247,6 +248,14 @@ def figures(config: SharingConfig, result: dict) -> dict:
     ax_cost.set(yscale="log", ylabel="locally connected / convolution",
                 title=f"Cost of untied filters (batch {config.memory_batch})")
     return {"weight_sharing": fig}
+
+
+CAPTIONS = {  # what to see in each figure, shown under it in the report
+    "weight_sharing": ("Left: test accuracy on line angles against training images, tied "
+                       "(convolution) against untied (locally connected) filters. Right: the cost "
+                       "of untying, as locally connected over convolution ratios of parameters, "
+                       "optimiser state, saved activations and time per pass."),
+}
 
 
 def work(config: SharingConfig, seeds: int) -> float:
@@ -275,4 +284,5 @@ EXPERIMENT = Experiment(
     run=run,
     figures=figures,
     claims=CLAIMS,
+    captions=CAPTIONS,
 )

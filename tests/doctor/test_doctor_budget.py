@@ -1,0 +1,105 @@
+"""The overhead budget (gradfail.doctor.budget): the controller on a clock whose costs are known,
+the schedule it sets on a real doctor, and bad settings."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import gradfail_cli
+from gradfail.doctor import DoctorError, watch
+from gradfail.doctor import budget as budget_module
+from gradfail.doctor.budget import BASE, WIDEST, Budget
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def drive(budget: Budget, clock: Clock, steps: int, training: float, measured_every: int,
+          extra: float, doctor: float, bare_doctor: float = 0.0) -> list[bool]:
+    """`steps` calls: training takes `training` s (+`extra` on a measured step, whose call
+    takes `doctor` s; an unmeasured call takes `bare_doctor`)."""
+    replans = []
+    for i in range(steps):
+        measured = i % measured_every == 0
+        clock.now += training + (extra if measured else 0.0)
+        budget.began()
+        clock.now += doctor if measured else bare_doctor
+        replans.append(budget.ended(measured))
+    return replans
+
+
+def test_the_controller_measures_its_overhead_and_stretches_the_spacings(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(budget_module.time, "perf_counter", clock)
+    budget = Budget(0.1, replan_every=20)
+    replans = drive(budget, clock, 21, training=1.0, measured_every=2, extra=0.2, doctor=0.4)
+    assert replans.index(True) == 20 and replans.count(True) == 1
+    # 20 timed steps (the first call has no training before it), 10 measured: 10 × (0.2 + 0.4)
+    assert budget.overhead == pytest.approx(10 * 0.6 / (1.0 * 20))
+    assert budget.factor == pytest.approx(0.3 / 0.1)
+    assert budget.spacings() == {kind: round(base * 3.0) for kind, base in BASE.items()}
+    drive(budget, clock, 20, training=1.0, measured_every=2, extra=0.0, doctor=0.0)
+    assert budget.factor == 1.0  # free measurements: back to the base spacing, never below
+    drive(budget, clock, 20, training=1.0, measured_every=2, extra=50.0, doctor=50.0)
+    assert budget.factor == WIDEST and budget.document()["met"] is False
+
+
+def mlp_run(steps: int = 120, **options):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 64), nn.Tanh(), nn.Linear(64, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    with watch(model, optimizer, nn.functional.mse_loss, live=False, **options) as dr:
+        for step in range(steps):
+            x = torch.randn(32, 8, generator=torch.Generator().manual_seed(step))
+            optimizer.zero_grad()
+            loss = nn.functional.mse_loss(model(x), x[:, :1])
+            loss.backward()
+            optimizer.step()
+            dr.step(loss, x, x[:, :1])
+    return dr
+
+
+def test_a_doctor_under_a_budget_applies_the_plan_and_says_what_it_chose():
+    dr = mlp_run(steps=250, overhead=0.05)
+    chosen = dr.coverage()
+    planned = dr.budget.spacings()
+    assert chosen["every"]["layer_gradients"] == planned["cheap"]
+    assert chosen["every"]["gradient_noise"] == planned["full"]
+    assert chosen["every"]["curvature"] == planned["curvature"]
+    assert chosen["budget"]["budget"] == 0.05 and chosen["budget"]["overhead"] > 0
+    measured = [r["step"] for r in dr.history if "grad_norm" in r]
+    late = [step for step in measured if step > 205]  # after the second plan
+    assert late and all(step % planned["cheap"] == 0 for step in late)
+
+
+def test_a_schedule_overrides_a_quantity_and_bad_settings_are_one_line_errors():
+    dr = mlp_run(steps=30, schedule={"layer_gradients": 1, "curvature": None})
+    assert len([r for r in dr.history if "grad_norm" in r]) == 30
+    assert not any("lambda_max" in r for r in dr.history)
+    for bad in ({"schedule": {"curvatur": 5}}, {"schedule": {"curvature": 0}},
+                {"schedule": {"curvature": 2.5}}, {"overhead": 0}, {"overhead": float("nan")},
+                {"overhead": "10%"}):
+        with pytest.raises(DoctorError) as raised:
+            mlp_run(steps=1, **bad)
+        assert "\n" not in str(raised.value)
+
+
+def test_gradfail_doctor_takes_the_budget_to_every_doctor_of_a_script(tmp_path):
+    from test_doctor import SCRIPT
+
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT.replace("range(120)", "range(230)"))
+    done = gradfail_cli("doctor", "--json", "--overhead", "0.2", str(script))
+    assert done.returncode == 0, done.stderr
+    doctor, = json.loads(done.stdout)["doctors"]
+    assert doctor["coverage"]["budget"]["budget"] == 0.2
+    assert doctor["coverage"]["budget"]["overhead"] >= 0
+    bad = gradfail_cli("doctor", "--overhead", "-1", str(script))
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
