@@ -31,7 +31,7 @@ def drive(budget: Budget, clock: Clock, steps: int, training: float, measured_ev
         clock.now += training + (extra if measured else 0.0)
         budget.began()
         clock.now += doctor if measured else bare_doctor
-        replans.append(budget.ended(measured))
+        replans.append(budget.ended({"layer_gradients"} if measured else set()))
     return replans
 
 
@@ -47,7 +47,7 @@ def test_the_controller_measures_its_overhead_and_stretches_the_spacings(monkeyp
     assert budget.spacings() == {kind: round(base * 3.0) for kind, base in BASE.items()}
     drive(budget, clock, 20, training=1.0, measured_every=2, extra=0.0, doctor=0.0)
     assert budget.factor == 1.0  # free measurements: back to the base spacing, never below
-    drive(budget, clock, 20, training=1.0, measured_every=2, extra=50.0, doctor=50.0)
+    drive(budget, clock, 20, training=1.0, measured_every=2, extra=5.0, doctor=50.0)
     assert budget.factor == WIDEST and budget.document()["met"] is False
 
 
@@ -103,3 +103,16 @@ def test_gradfail_doctor_takes_the_budget_to_every_doctor_of_a_script(tmp_path):
     assert doctor["coverage"]["budget"]["overhead"] >= 0
     bad = gradfail_cli("doctor", "--overhead", "-1", str(script))
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_pause_between_calls_is_not_the_doctors_cost(monkeypatch):
+    """A measured step that follows a long pause (another job, a checkpoint) is no step of the
+    training: the overhead measured is the same as without it."""
+    clock = Clock()
+    monkeypatch.setattr(budget_module.time, "perf_counter", clock)
+    steady, paused = Budget(0.1, replan_every=20), Budget(0.1, replan_every=20)
+    drive(steady, clock, 21, training=1.0, measured_every=2, extra=0.2, doctor=0.4)
+    drive(paused, clock, 1, training=1.0, measured_every=2, extra=0.2, doctor=0.4)
+    clock.now += 1000.0  # the pause, before the measured step that follows
+    drive(paused, clock, 21, training=1.0, measured_every=2, extra=0.2, doctor=0.4)
+    assert paused.overhead == pytest.approx(steady.overhead)

@@ -27,11 +27,18 @@ import numpy as np
 CHEAP = ("layer_gradients", "stale_gradients")  # no extra pass: read after the backward
 BASE = {"cheap": 1, "full": 10, "curvature": 100}  # spacings at factor 1
 QUIET = 20
+PAUSE = 20.0  # training this many bare steps long between two calls is a pause, not a step
 WIDEST = 5.0  # the full set every 50th step at the widest: twice in the rules' window of 100
 
 
 def kind_of(name: str) -> str:
     return "cheap" if name in CHEAP else "curvature" if name == "curvature" else "full"
+
+
+def heaviest(plan: set[str]) -> str | None:
+    """The costliest kind a step measures (None: it measures nothing)."""
+    kinds = {kind_of(name) for name in plan}
+    return next((kind for kind in ("curvature", "full", "cheap") if kind in kinds), None)
 
 
 @dataclass
@@ -43,7 +50,7 @@ class Budget:
     replan_every: int = 100
     factor: float = 1.0
     bare: deque = field(default_factory=lambda: deque(maxlen=200))  # training s, unmeasured
-    steps: list = field(default_factory=list)  # (training s, doctor s, measured) since replan
+    steps: list = field(default_factory=list)  # (kind, training s, doctor s) since the plan
     overhead: float = math.nan  # measured over the last plan's steps
     _left: float | None = None  # when the last dr.step returned
     _entered: float = 0.0
@@ -65,23 +72,37 @@ class Budget:
     def began(self) -> None:
         self._entered = time.perf_counter()
 
-    def ended(self, measured: bool) -> bool:
-        """Close one timed call; True when the schedule was just planned again."""
+    def ended(self, plan: set[str]) -> bool:
+        """Close one timed call, whose step measured `plan`; True when the schedule was just
+        planned again."""
         now = time.perf_counter()
-        if self._left is not None:
-            training = self._entered - self._left
-            if not measured:
+        training = self._entered - self._left if self._left is not None else math.inf
+        if self.bare and training > PAUSE * float(np.median(self.bare)):
+            training = math.inf  # a pause between calls (another job, a checkpoint): no step
+        if math.isfinite(training):
+            kind = heaviest(plan)
+            if kind is None:
                 self.bare.append(training)
-            self.steps.append((training, now - self._entered, measured))
+            self.steps.append((kind, training, now - self._entered))
         self._left = now
         if len(self.steps) < self.replan_every or len(self.bare) < 5:
             return False
-        base = float(np.median(self.bare))
-        spent = sum(d + (max(t - base, 0.0) if m else 0.0) for t, d, m in self.steps)
-        self.overhead = spent / (base * len(self.steps))
+        self.overhead = self.measured_overhead()
         self.factor = float(np.clip(self.factor * self.overhead / self.fraction, 1.0, WIDEST))
         self.steps = []
         return True
+
+    def measured_overhead(self) -> float:
+        """The doctor's time over the training's own, since the last plan: every call's own
+        time, plus what each kind of measured step added to the training (its median over the
+        bare median: a pause between calls, a data loader's hiccup, moves neither)."""
+        base = float(np.median(self.bare))
+        spent = sum(doctor for _, _, doctor in self.steps)
+        for kind in BASE:
+            times = [training for k, training, _ in self.steps if k == kind]
+            if times:
+                spent += len(times) * max(float(np.median(times)) - base, 0.0)
+        return spent / (base * len(self.steps))
 
     def document(self) -> dict:
         spacings = self.spacings()

@@ -50,23 +50,23 @@ class Hessian:
 
 def lanczos(hessian: Hessian, steps: int, start: torch.Tensor) -> tuple[float, float, float]:
     """(smallest Ritz value, largest Ritz value, startᵀ H start) after `steps` Lanczos steps with
-    full reorthogonalisation: a fixed budget of Hessian-vector products. The Ritz values lie
-    inside [λ_min, λ_max] and converge to both ends, the largest first; with steps = dim they
-    are exact."""
+    full reorthogonalisation (the three-term recurrence, then one classical Gram-Schmidt pass
+    against every earlier vector: Golub & Van Loan, Matrix Computations, §10.3): a fixed budget
+    of Hessian-vector products. The Ritz values lie inside [λ_min, λ_max] and converge to both
+    ends, the largest first; with steps = dim they are exact."""
     steps = min(steps, hessian.dim)
-    basis = start.new_zeros(steps, hessian.dim)
-    basis[0] = start / start.norm()
+    basis = start.new_empty(steps, hessian.dim)  # each row written before it is read
+    torch.div(start, start.norm(), out=basis[0])
     alphas, betas = [], []
     for j in range(steps):
         w = hessian @ basis[j]
+        alphas.append(float(torch.dot(basis[j], w)))  # α_j = q_jᵀ H q_j
+        w.add_(basis[j], alpha=-alphas[-1])  # the three-term recurrence …
+        if j:
+            w.add_(basis[j - 1], alpha=-betas[-1])
         found = basis[:j + 1]
-        coefficients = found @ w  # the last one is α_j = q_jᵀ H q_j
-        w.addmv_(found.T, coefficients, alpha=-1)
+        w.addmv_(found.T, found @ w, alpha=-1)  # … then one full reorthogonalisation pass
         beta = w.norm()
-        if beta < 0.7 * (beta.square() + coefficients.square().sum()).sqrt():
-            w.addmv_(found.T, found @ w, alpha=-1)  # cancellation: once more (DGKS criterion)
-            beta = w.norm()
-        alphas.append(float(coefficients[j]))
         if not math.isfinite(alphas[-1]):
             return math.nan, math.nan, math.nan
         if j == steps - 1 or float(beta) < 1e-10 * max(1.0, abs(alphas[-1])):

@@ -118,6 +118,7 @@ class Doctor(StepHooks, LossReplay):
         self._grads: list | None = None  # the gradients the optimizer stepped with
         self._loss_scale = 1.0
         self._optimizer_steps = self._steps_at_call = 0  # optimizer steps, then at dr.step
+        self._batch_given = False  # whether the last dr.step had the batch (inputs, targets)
         self._handles = [
             *(m.register_forward_hook(self._recurrent_input(name))
               for name, m in self.model.named_modules() if isinstance(m, nn.RNNBase)
@@ -145,8 +146,10 @@ class Doctor(StepHooks, LossReplay):
             self.step_index)
         self._plan = {name for name, q in self.quantities.items() if not quiet and
                       q.every is not None and self.step_index % q.every == 0}
+        replayable = self.loss_fn is not None and self._batch_given  # curvature needs no tape
         self.traced = self.wrapped_by != "compiled" and any(
-            self.quantities[name].traced for name in self._plan)
+            self.quantities[name].traced for name in self._plan
+            if not (replayable and name == "curvature"))
         self._keep = self.quantities["alignment"].due_next(self.step_index)
         self.capture.active = self.due("gradient_noise")
         self._forward, self._step_seen, self._stale, self._recurrent = None, False, {}, {}
@@ -191,6 +194,7 @@ class Doctor(StepHooks, LossReplay):
             return self._follow()
         record = {"step": self.step_index, "loss": loss}
         self.history.append(record)
+        self._batch_given = inputs is not None and targets is not None
         if self._plan:
             self._measure(record, judged, inputs, targets)
         elif self._keep:
@@ -201,7 +205,7 @@ class Doctor(StepHooks, LossReplay):
                 self._plan and not math.isfinite(record["loss"])):
             self.check()
         self.step_index += 1
-        if self.budget is not None and self.budget.ended(bool(self._plan)):
+        if self.budget is not None and self.budget.ended(self._plan):
             self._space()
         self._prepare()
         self._abort_if_named(record["step"])
