@@ -75,8 +75,8 @@ def test_a_doctor_under_a_budget_applies_the_plan_and_says_what_it_chose():
     assert chosen["every"]["curvature"] == planned["curvature"]
     assert chosen["budget"]["budget"] == 0.05 and chosen["budget"]["overhead"] > 0
     measured = [r["step"] for r in dr.history if "grad_norm" in r]
-    late = [step for step in measured if step > 205]  # after the second plan
-    assert late and all(step % planned["cheap"] == 0 for step in late)
+    late = [step for step in measured if step >= 210]  # after the second plan (near 200)
+    assert 1 <= len(late) <= 40 / planned["cheap"] + 1
 
 
 def test_a_schedule_overrides_a_quantity_and_bad_settings_are_one_line_errors():
