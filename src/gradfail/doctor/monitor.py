@@ -154,12 +154,14 @@ class Doctor(StepHooks, LossReplay):
         self.capture.active = self.due("gradient_noise")
         self._forward, self._step_seen, self._stale, self._recurrent = None, False, {}, {}
         self._grads, self._loss_scale = None, 1.0
-        if self.due("stale_gradients") != bool(self._stale_hooks):  # kept while due each step
+        due = self.due("stale_gradients")  # its hooks stay while it is due step after step
+        if due and not self._stale_hooks:
+            self._stale_hooks = [p.register_hook(self._gradient_arrives(i))
+                                 for i, p in enumerate(self.params)]
+        elif not due:
             for handle in self._stale_hooks:
                 handle.remove()
-            self._stale_hooks = [p.register_hook(self._gradient_arrives(i))
-                                 for i, p in enumerate(self.params)] if not self._stale_hooks \
-                else []
+            self._stale_hooks = []
         if self.traced and self.bare:  # no forward to hook: trace until the next step
             self._trace = StepTrace(self.kinds)
             self._trace.start(self.model)
@@ -284,17 +286,20 @@ class Doctor(StepHooks, LossReplay):
             for (_, record), value in zip(pending, values, strict=True):
                 record["loss"] = value
 
-    def _gradients(self) -> list[torch.Tensor]:
+    def _step_gradients(self) -> list[torch.Tensor | None]:
         """The step's gradients: those the optimizer stepped with where they were kept, else
-        each parameter's .grad (zeros where none reached it)."""
-        return filled(self._grads or [p.grad for p in self.params], self.params)
+        each parameter's .grad (None where none reached it)."""
+        return self._grads or [p.grad for p in self.params]
+
+    def _gradients(self) -> list[torch.Tensor]:
+        return filled(self._step_gradients(), self.params)
 
     def _changes(self) -> list[torch.Tensor] | None:
         """−Δθ of the step just taken, where it was kept."""
         return self._before if self._step_seen else None
 
     def _view(self, loss, inputs, targets) -> StepView:
-        grads = self._grads or [p.grad for p in self.params]
+        grads = self._step_gradients()
         changes = self._changes()
         squares = squared_norms([g if g is not None else p.new_zeros(()) for g, p in zip(
             grads, self.params, strict=True)] + [p.detach() for p in self.params]

@@ -42,12 +42,11 @@ def rank() -> int:
 
 def processes(model: nn.Module) -> int:
     """How many processes average the gradient of `model` (DDP's process group; 1 otherwise)."""
-    inner = model
-    while not isinstance(inner, nn.parallel.DistributedDataParallel):
-        inner = getattr(inner, "_orig_mod", None)
-        if inner is None:
-            return 1
-    return torch.distributed.get_world_size(inner.process_group) if distributed() else 1
+    while hasattr(model, "_orig_mod"):  # inside torch.compile's wrapper
+        model = model._orig_mod
+    if isinstance(model, nn.parallel.DistributedDataParallel) and distributed():
+        return torch.distributed.get_world_size(model.process_group)
+    return 1
 
 
 def agreed_abort(pending: tuple | None, step: int, device: torch.device) -> tuple | None:
