@@ -115,6 +115,54 @@ def test_lanczos_finds_both_ends_of_the_exact_hessian_spectrum():
     assert budget_high == pytest.approx(float(values[-1]), rel=1e-2)
 
 
+class Diagonal:
+    """A known spectrum: three separated outliers over a bulk in [0, 1), whose Ritz values
+    converge within a few steps, the case where Lanczos vectors lose orthogonality."""
+
+    def __init__(self, size: int = 1000):
+        self.values = torch.cat([torch.tensor([100.0, 60.0, 30.0]), torch.rand(size - 3,
+                                 generator=torch.Generator().manual_seed(0))])
+        self.dim = size
+
+    def __matmul__(self, vector):
+        return self.values * vector
+
+
+def test_orthogonality_estimate_tracks_the_drift_of_plain_lanczos_vectors():
+    operator, eps = Diagonal(), torch.finfo(torch.float32).eps
+    estimate = curvature.Orthogonality(eps)
+    start = torch.randn(operator.dim, generator=torch.Generator().manual_seed(1))
+    basis, alphas, betas = [start / start.norm()], [], []
+    for j in range(12):  # no reorthogonalisation: the drift is left to grow
+        w = operator @ basis[j]
+        alphas.append(float(w @ basis[j]))
+        w = w - alphas[-1] * basis[j] - (betas[-1] * basis[j - 1] if j else 0)
+        estimate.extend(alphas, [*betas, float(w.norm())])
+        betas.append(float(w.norm()))
+        basis.append(w / betas[-1])
+        true = float((torch.stack(basis[:-2]) @ basis[-1]).abs().max()) if j else 0.0
+        guess = float(abs(estimate.rows[-1][:-2]).max()) if j else 0.0
+        if true < 1e-2:  # before orthogonality is lost, the estimate follows the drift
+            assert true / 3 <= guess <= 100 * true + 1e-5
+    assert true > math.sqrt(eps)  # the case does drift past the reorthogonalisation level
+
+
+def test_partial_reorthogonalisation_pays_only_where_the_vectors_drift(monkeypatch):
+    paid = []
+    monkeypatch.setattr(curvature.Orthogonality, "reset", lambda self: paid.append(1))
+    operator = Diagonal()
+    start = torch.randn(operator.dim, generator=torch.Generator().manual_seed(1))
+    low, high, _ = curvature.lanczos(operator, 60, start)
+    assert len(paid) > 0
+    assert high == pytest.approx(100.0, rel=1e-6)  # no ghost beyond the spectrum either way
+    assert float(operator.values.min()) - 1e-6 <= low < 2e-3
+    paid.clear()
+    flat = Diagonal()
+    flat.values = torch.linspace(1.0, 2.0, flat.dim)  # no outlier converges in 10 steps
+    curvature.lanczos(flat, 10, start)
+    assert paid == []
+
+
 def test_hutchinson_brackets_the_exact_trace():
     operator, exact = small_hessian()
     trace, error = curvature.hutchinson_trace(operator, 400, torch.Generator().manual_seed(0))
