@@ -116,3 +116,24 @@ def test_a_pause_between_calls_is_not_the_doctors_cost(monkeypatch):
     clock.now += 1000.0  # the pause, before the measured step that follows
     drive(paused, clock, 21, training=1.0, measured_every=2, extra=0.2, doctor=0.4)
     assert paused.overhead == pytest.approx(steady.overhead)
+
+
+def test_the_doctors_hooks_are_its_cost_not_the_trainings(monkeypatch):
+    """A hook that takes 0.3 s of a 1.3 s training step is counted as the doctor's, once: the
+    training's own time is 1.0 s, and a hook run inside the call is not counted again."""
+    clock = Clock()
+    monkeypatch.setattr(budget_module.time, "perf_counter", clock)
+    budget = Budget(0.1, replan_every=20)
+
+    def hook():
+        clock.now += 0.3
+    timed = budget.timed(hook)
+    for step in range(21):
+        clock.now += 1.0
+        timed()  # during the training
+        budget.began()
+        clock.now += 0.1
+        timed()  # during the call (the doctor's own forward): already in the call's time
+        budget.ended(set())
+    assert float(budget.bare[-1]) == pytest.approx(1.0)
+    assert budget.overhead == pytest.approx((0.3 + 0.1 + 0.3) / 1.0)

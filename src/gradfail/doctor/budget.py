@@ -1,10 +1,12 @@
 """An overhead budget: the doctor times itself and spaces its measurements so that they cost at
 most a given fraction of the training's own step.
 
-`watch(..., overhead=0.1)`: each call to `dr.step` is timed, and so is the training between two
-calls. A step that measures nothing gives the training's own time (the median over recent
-ones; one step in 20 is left unmeasured for it); a measured step costs what it adds to that, in the training (hooks, the traced forward,
-captured per-sample gradients) and in the doctor's own call. Measurements come in three kinds,
+`watch(..., overhead=0.1)`: each call to `dr.step` is timed from its start to its return, and
+so is the training between two calls, less the time spent in the doctor's hooks during it (timed
+too: they are the doctor's). A step that measures nothing gives the training's own time (the
+median over recent ones; one step in 20 is left unmeasured for it); a measured step costs what
+it adds to that, in the training (hooks, the traced forward, captured per-sample gradients) and
+in the doctor's own call. Measurements come in three kinds,
 each with its base spacing: the cheap set (gradient, weight and update norms, the stale-gradient
 check: no extra pass) every step, the full set (everything else but curvature) every 10th,
 curvature every 100th. One factor stretches all three spacings; every `replan_every` steps it is
@@ -17,8 +19,10 @@ into the doctor's document.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
+from collections.abc import Callable
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -52,8 +56,14 @@ class Budget:
     bare: deque = field(default_factory=lambda: deque(maxlen=200))  # training s, unmeasured
     steps: list = field(default_factory=list)  # (kind, training s, doctor s) since the plan
     overhead: float = math.nan  # measured over the last plan's steps
+    hooked: float = 0.0  # seconds in the doctor's hooks since the last call began
     _left: float | None = None  # when the last dr.step returned
     _entered: float = 0.0
+    _training: float = math.inf  # the training before the call in progress
+    _hooks: float = 0.0  # the doctor's hooks in it
+    _inside: bool = False  # within a call to dr.step
+    _typical: float = math.inf  # the median bare step, as of lately
+    _bare_seen: int = 0
 
     def __post_init__(self):
         if not (isinstance(self.fraction, int | float) and 0 < self.fraction <= 10):
@@ -70,27 +80,49 @@ class Budget:
         return {kind: max(1, round(base * self.factor)) for kind, base in BASE.items()}
 
     def began(self) -> None:
-        self._entered = time.perf_counter()
+        """A call to dr.step begins: the training since the last call returned, less the
+        doctor's hooks in it, is the step's training time."""
+        now = time.perf_counter()
+        self._hooks, self.hooked = self.hooked, 0.0
+        self._training = now - self._left - self._hooks if self._left is not None else math.inf
+        self._entered, self._inside = now, True
 
     def ended(self, plan: set[str]) -> bool:
-        """Close one timed call, whose step measured `plan`; True when the schedule was just
+        """The call returns, its step having measured `plan`; True when the schedule was just
         planned again."""
         now = time.perf_counter()
-        training = self._entered - self._left if self._left is not None else math.inf
-        if self.bare and training > PAUSE * float(np.median(self.bare)):
+        training = self._training
+        if training > PAUSE * self._typical:
             training = math.inf  # a pause between calls (another job, a checkpoint): no step
         if math.isfinite(training):
             kind = heaviest(plan)
             if kind is None:
                 self.bare.append(training)
-            self.steps.append((kind, training, now - self._entered))
-        self._left = now
+                self._bare_seen += 1
+                if self._bare_seen % QUIET == 5:  # now and then: a median is no per-step cost
+                    self._typical = float(np.median(self.bare))
+            self.steps.append((kind, training, now - self._entered + self._hooks))
+        self._left, self._inside = now, False
         if len(self.steps) < self.replan_every or len(self.bare) < 5:
             return False
         self.overhead = self.measured_overhead()
         self.factor = float(np.clip(self.factor * self.overhead / self.fraction, 1.0, WIDEST))
         self.steps = []
         return True
+
+    def timed(self, hook: Callable) -> Callable:
+        """`hook`, its time during the training counted as the doctor's (inside a call to
+        dr.step it is already part of the call's time)."""
+        @functools.wraps(hook)
+        def timed_hook(*args, **kwargs):
+            if self._inside:
+                return hook(*args, **kwargs)
+            start = time.perf_counter()
+            try:
+                return hook(*args, **kwargs)
+            finally:
+                self.hooked += time.perf_counter() - start
+        return timed_hook
 
     def measured_overhead(self) -> float:
         """The doctor's time over the training's own, since the last plan: every call's own

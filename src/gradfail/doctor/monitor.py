@@ -119,15 +119,16 @@ class Doctor(StepHooks, LossReplay):
         self._loss_scale = 1.0
         self._optimizer_steps = self._steps_at_call = 0  # optimizer steps, then at dr.step
         self._batch_given = False  # whether the last dr.step had the batch (inputs, targets)
+        self._timed = timed = self.budget.timed if self.budget is not None else lambda h: h
         self._handles = [
-            *(m.register_forward_hook(self._recurrent_input(name))
+            *(m.register_forward_hook(timed(self._recurrent_input(name)))
               for name, m in self.model.named_modules() if isinstance(m, nn.RNNBase)
               and self.wrapped_by != "compiled"),
-            model.register_forward_pre_hook(self._forward_begins, with_kwargs=True),
-            model.register_forward_hook(self._forward_ends, with_kwargs=True)]
+            model.register_forward_pre_hook(timed(self._forward_begins), with_kwargs=True),
+            model.register_forward_hook(timed(self._forward_ends), with_kwargs=True)]
         if optimizer is not None:
-            self._handles += [optimizer.register_step_pre_hook(self._before_step),
-                              optimizer.register_step_post_hook(self._after_step)]
+            self._handles += [optimizer.register_step_pre_hook(timed(self._before_step)),
+                              optimizer.register_step_post_hook(timed(self._after_step))]
         self._prepare()
 
     # -- the schedule ----------------------------------------------------------------------------
@@ -156,7 +157,7 @@ class Doctor(StepHooks, LossReplay):
         self._grads, self._loss_scale = None, 1.0
         due = self.due("stale_gradients")  # its hooks stay while it is due step after step
         if due and not self._stale_hooks:
-            self._stale_hooks = [p.register_hook(self._gradient_arrives(i))
+            self._stale_hooks = [p.register_hook(self._timed(self._gradient_arrives(i)))
                                  for i, p in enumerate(self.params)]
         elif not due:
             for handle in self._stale_hooks:
@@ -207,9 +208,10 @@ class Doctor(StepHooks, LossReplay):
                 self._plan and not math.isfinite(record["loss"])):
             self.check()
         self.step_index += 1
-        if self.budget is not None and self.budget.ended(self._plan):
-            self._space()
+        plan = self._plan
         self._prepare()
+        if self.budget is not None and self.budget.ended(plan):
+            self._space()  # from the next step's plan on
         self._abort_if_named(record["step"])
         return record
 
