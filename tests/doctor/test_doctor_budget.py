@@ -35,20 +35,27 @@ def drive(budget: Budget, clock: Clock, steps: int, training: float, measured_ev
     return replans
 
 
-def test_the_controller_measures_its_overhead_and_stretches_the_spacings(monkeypatch):
+def test_the_controller_spaces_by_its_measured_costs(monkeypatch):
+    """Training 1 s; the cheap set, measured every other step, adds 0.1 s to the training and
+    0.2 s in its call: 0.3 bare steps a measurement, so every 3rd step keeps within 0.1; a fixed
+    0.05 s in every call leaves room for every 6th, past the widest spacing; a free measurement
+    is taken every step."""
     clock = Clock()
     monkeypatch.setattr(budget_module.time, "perf_counter", clock)
     budget = Budget(0.1, replan_every=20)
-    replans = drive(budget, clock, 21, training=1.0, measured_every=2, extra=0.2, doctor=0.4)
-    assert replans.index(True) == 20 and replans.count(True) == 1
-    # 20 timed steps (the first call has no training before it), 10 measured: 10 × (0.2 + 0.4)
-    assert budget.overhead == pytest.approx(10 * 0.6 / (1.0 * 20))
-    assert budget.factor == pytest.approx(0.3 / 0.1)
+    replans = drive(budget, clock, 21, training=1.0, measured_every=2, extra=0.1, doctor=0.2)
+    assert replans.index(True) == 20 and replans.count(True) == 1  # the first call: no step
+    assert budget.factor == pytest.approx(3.0) and budget.overhead == pytest.approx(0.1)
     assert budget.spacings() == {kind: round(base * 3.0) for kind, base in BASE.items()}
-    drive(budget, clock, 20, training=1.0, measured_every=2, extra=0.0, doctor=0.0)
-    assert budget.factor == 1.0  # free measurements: back to the base spacing, never below
-    drive(budget, clock, 20, training=1.0, measured_every=2, extra=5.0, doctor=50.0)
-    assert budget.factor == WIDEST and budget.document()["met"] is False
+    assert budget.document()["met"] is True
+    fixed = Budget(0.1, replan_every=20)
+    drive(fixed, clock, 21, training=1.0, measured_every=2, extra=0.1, doctor=0.2,
+          bare_doctor=0.05)
+    assert fixed.factor == WIDEST and fixed.overhead == pytest.approx(0.05 + 0.3 / WIDEST)
+    assert fixed.document()["met"] is False
+    free = Budget(0.1, replan_every=20)
+    drive(free, clock, 21, training=1.0, measured_every=2, extra=0.0, doctor=0.01)
+    assert free.factor == 1.0 and free.overhead == pytest.approx(0.01)
 
 
 def mlp_run(steps: int = 120, **options):
@@ -111,11 +118,11 @@ def test_a_pause_between_calls_is_not_the_doctors_cost(monkeypatch):
     clock = Clock()
     monkeypatch.setattr(budget_module.time, "perf_counter", clock)
     steady, paused = Budget(0.1, replan_every=20), Budget(0.1, replan_every=20)
-    drive(steady, clock, 21, training=1.0, measured_every=2, extra=0.2, doctor=0.4)
-    drive(paused, clock, 1, training=1.0, measured_every=2, extra=0.2, doctor=0.4)
+    drive(steady, clock, 23, training=1.0, measured_every=2, extra=0.1, doctor=0.2)
+    drive(paused, clock, 12, training=1.0, measured_every=2, extra=0.1, doctor=0.2)
     clock.now += 1000.0  # the pause, before the measured step that follows
-    drive(paused, clock, 21, training=1.0, measured_every=2, extra=0.2, doctor=0.4)
-    assert paused.overhead == pytest.approx(steady.overhead)
+    drive(paused, clock, 12, training=1.0, measured_every=2, extra=0.1, doctor=0.2)
+    assert paused.overhead == pytest.approx(steady.overhead) == pytest.approx(0.1)
 
 
 def test_the_doctors_hooks_are_its_cost_not_the_trainings(monkeypatch):

@@ -3,18 +3,19 @@ most a given fraction of the training's own step.
 
 `watch(..., overhead=0.1)`: each call to `dr.step` is timed from its start to its return, and
 so is the training between two calls, less the time spent in the doctor's hooks during it (timed
-too: they are the doctor's). A step that measures nothing gives the training's own time (the
-median over recent ones; one step in 20 is left unmeasured for it); a measured step costs what
-it adds to that, in the training (hooks, the traced forward, captured per-sample gradients) and
-in the doctor's own call. Measurements come in three kinds,
-each with its base spacing: the cheap set (gradient, weight and update norms, the stale-gradient
-check: no extra pass) every step, the full set (everything else but curvature) every 10th,
-curvature every 100th. One factor stretches all three spacings; every `replan_every` steps it is
-set to the measured overhead over the budget times its old value (a proportional controller on
-a cost that is linear in the factor's inverse), within [1, 5]: the full set is still measured
-twice in the rules' window of 100 steps (every 50th step at the widest). Where even the widest
-spacing costs more than the budget, the document says the budget was not met. The schedule chosen, the overhead measured and the budget go
-into the doctor's document.
+too: they are the doctor's). The steps that measure nothing give the training's own time (their
+median; one step in 20 is left unmeasured for it) and the doctor's fixed cost per step (the mean
+of those calls: its bookkeeping and its rule checks). A measured step costs what it adds to the
+training (the traced forward, captured per-sample gradients) plus its call; each kind's cost is
+the median over its recent steps. Measurements come in three kinds, each with its base spacing:
+the cheap set (gradient, weight and update norms, the stale-gradient check: no extra pass) every
+step, the full set (everything else but curvature) every 10th, curvature every 100th. One factor
+f stretches all three, so the overhead is a cost model, fixed + Σ cost / (base · f), over the
+bare step; every `replan_every` steps f is set to the smallest that keeps it within the budget,
+within [1, 5]: the full set is still measured twice in the rules' window of 100 steps (every 50th
+step at the widest). Where even the widest spacing costs more than the budget, the document says
+the budget was not met. The schedule chosen, the overhead the measured costs give at it and the
+budget go into the doctor's document.
 """
 
 from __future__ import annotations
@@ -47,23 +48,24 @@ def heaviest(plan: set[str]) -> str | None:
 
 @dataclass
 class Budget:
-    """The controller: `began()` and `ended(measured)` around each `dr.step`, and `spacings()`
-    for the schedule now."""
+    """The controller: `began()` and `ended(measured)` around each `dr.step`, `timed(hook)` for
+    the doctor's hooks, and `spacings()` for the schedule now."""
 
     fraction: float
     replan_every: int = 100
     factor: float = 1.0
     bare: deque = field(default_factory=lambda: deque(maxlen=200))  # training s, unmeasured
-    steps: list = field(default_factory=list)  # (kind, training s, doctor s) since the plan
-    overhead: float = math.nan  # measured over the last plan's steps
+    fixed: deque = field(default_factory=lambda: deque(maxlen=200))  # their calls' s
+    costs: dict = field(default_factory=lambda: {kind: deque(maxlen=20) for kind in BASE})
+    overhead: float = math.nan  # what the measured costs give at the spacing chosen
     hooked: float = 0.0  # seconds in the doctor's hooks since the last call began
+    _calls: int = 0  # timed calls since the last plan
     _left: float | None = None  # when the last dr.step returned
     _entered: float = 0.0
     _training: float = math.inf  # the training before the call in progress
     _hooks: float = 0.0  # the doctor's hooks in it
     _inside: bool = False  # within a call to dr.step
     _typical: float = math.inf  # the median bare step, as of lately
-    _bare_seen: int = 0
 
     def __post_init__(self):
         if not (isinstance(self.fraction, int | float) and 0 < self.fraction <= 10):
@@ -91,24 +93,43 @@ class Budget:
         """The call returns, its step having measured `plan`; True when the schedule was just
         planned again."""
         now = time.perf_counter()
-        training = self._training
-        if training > PAUSE * self._typical:
-            training = math.inf  # a pause between calls (another job, a checkpoint): no step
-        if math.isfinite(training):
-            kind = heaviest(plan)
-            if kind is None:
-                self.bare.append(training)
-                self._bare_seen += 1
-                if self._bare_seen % QUIET == 5:  # now and then: a median is no per-step cost
-                    self._typical = float(np.median(self.bare))
-            self.steps.append((kind, training, now - self._entered + self._hooks))
+        training, spent = self._training, now - self._entered + self._hooks
         self._left, self._inside = now, False
-        if len(self.steps) < self.replan_every or len(self.bare) < 5:
+        if not (math.isfinite(training) and training <= PAUSE * self._typical):
+            return False  # the first call, or a pause between calls (another job, a checkpoint)
+        kind = heaviest(plan)
+        if kind is None:
+            self.bare.append(training)
+            self.fixed.append(spent)
+            if len(self.bare) == 5 and not math.isfinite(self._typical):
+                self._typical = float(np.median(self.bare))  # then at each plan: no call's cost
+        elif math.isfinite(self._typical):
+            self.costs[kind].append(training - self._typical + spent)
+        self._calls += 1
+        if self._calls < self.replan_every or not math.isfinite(self._typical):
             return False
-        self.overhead = self.measured_overhead()
-        self.factor = float(np.clip(self.factor * self.overhead / self.fraction, 1.0, WIDEST))
-        self.steps = []
+        self._calls = 0
+        self._typical = float(np.median(self.bare))
+        self.factor = self.plan()
+        self.overhead = self.at(self.factor)
         return True
+
+    def _model(self) -> tuple[float, float]:
+        """(fixed cost per step, spaced cost per step at factor 1), in bare steps."""
+        spaced = sum(max(float(np.median(costs)), 0.0) / BASE[kind]
+                     for kind, costs in self.costs.items() if costs)
+        return float(np.mean(self.fixed)) / self._typical, spaced / self._typical
+
+    def at(self, factor: float) -> float:
+        """The overhead the measured costs give with the spacings stretched by `factor`."""
+        fixed, spaced = self._model()
+        return fixed + spaced / factor
+
+    def plan(self) -> float:
+        """The smallest factor in [1, WIDEST] that keeps the overhead within the budget."""
+        fixed, spaced = self._model()
+        room = self.fraction - fixed
+        return WIDEST if room <= 0 else float(np.clip(spaced / room, 1.0, WIDEST))
 
     def timed(self, hook: Callable) -> Callable:
         """`hook`, its time during the training counted as the doctor's (inside a call to
@@ -124,23 +145,9 @@ class Budget:
                 self.hooked += time.perf_counter() - start
         return timed_hook
 
-    def measured_overhead(self) -> float:
-        """The doctor's time over the training's own, since the last plan: every call's own
-        time, plus what each kind of measured step added to the training (its median over the
-        bare median: a pause between calls, a data loader's hiccup, moves neither)."""
-        base = float(np.median(self.bare))
-        spent = sum(doctor for _, _, doctor in self.steps)
-        for kind in BASE:
-            times = [training for k, training, _ in self.steps if k == kind]
-            if times:
-                spent += len(times) * max(float(np.median(times)) - base, 0.0)
-        return spent / (base * len(self.steps))
-
     def document(self) -> dict:
-        spacings = self.spacings()
-        return {"budget": self.fraction, "overhead": self.overhead, "every": spacings,
-                "met": None if math.isnan(self.overhead) else
-                not (self.factor >= WIDEST and self.overhead > self.fraction)}
+        return {"budget": self.fraction, "overhead": self.overhead, "every": self.spacings(),
+                "met": None if math.isnan(self.overhead) else self.overhead <= self.fraction}
 
 
 def space(quantities: dict, budget: Budget | None, schedule: dict) -> None:
