@@ -127,6 +127,9 @@ class Diagonal:
     def __matmul__(self, vector):
         return self.values * vector
 
+    def product(self, vector, out):
+        return torch.mul(self.values, vector, out=out)
+
 
 def test_orthogonality_estimate_tracks_the_drift_of_plain_lanczos_vectors():
     operator, eps = Diagonal(), torch.finfo(torch.float32).eps

@@ -38,14 +38,20 @@ class Hessian:
                 return torch.stack([self @ vector for vector in vectors])
         return self._products(vectors, lead)
 
-    def _products(self, vectors: torch.Tensor, lead: torch.Size) -> torch.Tensor:
+    def _products(self, vectors: torch.Tensor, lead: torch.Size,
+                  out: torch.Tensor | None = None) -> torch.Tensor:
         pieces = torch.split(vectors, [p.numel() for p in self.params], dim=-1)
         hv = torch.autograd.grad(self.grads, self.params, [pieces[i].reshape(
             *lead, *self.params[i].shape) for i in self.graded], retain_graph=True,
             allow_unused=True, is_grads_batched=bool(lead)) if self.grads else \
             [None] * len(self.params)
         return torch.cat([(p.new_zeros(*lead, p.numel()) if h is None else h.reshape(*lead, -1))
-                          for h, p in zip(hv, self.params, strict=True)], -1)
+                          for h, p in zip(hv, self.params, strict=True)], -1, out=out)
+
+    def product(self, vector: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """H v for one vector (D,), written into `out` (D,): a buffer used again and again
+        costs no fresh pages (on a CPU, a new large tensor is a page fault per 4 KiB)."""
+        return self._products(vector, vector.shape[:-1], out)
 
 
 class Orthogonality:
@@ -87,7 +93,26 @@ class Orthogonality:
         self.rows[-1][:-1] = self.eps
 
 
-def lanczos(hessian: Hessian, steps: int, start: torch.Tensor) -> tuple[float, float, float]:
+class Workspace:
+    """The Lanczos vectors' memory, kept from one measurement to the next: on a CPU a fresh
+    (steps, D) tensor costs a page fault per 4 KiB on its first write (31 ms of a 53 MB basis
+    against 3 ms to fill a kept one, measured on a 1.3M-parameter MLP); the peak memory is the
+    same."""
+
+    def __init__(self):
+        self.buffer: torch.Tensor | None = None
+
+    def rows(self, count: int, like: torch.Tensor) -> torch.Tensor:
+        """A (count, D) tensor shaped and placed like `like` (D,), its contents undefined."""
+        b = self.buffer
+        if b is None or b.shape != (count, like.numel()) or b.dtype != like.dtype or \
+                b.device != like.device:
+            self.buffer = b = like.new_empty(count, like.numel())
+        return b
+
+
+def lanczos(hessian: Hessian, steps: int, start: torch.Tensor,
+            workspace: Workspace | None = None) -> tuple[float, float, float]:
     """(smallest Ritz value, largest Ritz value, startᵀ H start) after `steps` Lanczos steps (the
     three-term recurrence, Golub & Van Loan, Matrix Computations, §10.1, with Simon's partial
     reorthogonalisation: `Orthogonality`): a fixed budget of Hessian-vector products. The Ritz
@@ -95,12 +120,13 @@ def lanczos(hessian: Hessian, steps: int, start: torch.Tensor) -> tuple[float, f
     steps = dim they are exact. Over the doctor's 10 steps the vectors stay orthogonal to
     √ε on networks' Hessians, so the O(steps · D) reorthogonalisation is rarely paid."""
     steps = min(steps, hessian.dim)
-    basis = start.new_empty(steps, hessian.dim)  # each row written before it is read
+    rows = (workspace or Workspace()).rows(steps + 1, start)  # each written before it is read
+    basis, w = rows[:steps], rows[steps]
     torch.div(start, start.norm(), out=basis[0])
     orthogonality = Orthogonality(torch.finfo(start.dtype).eps)
     alphas, betas = [], []
     for j in range(steps):
-        w = hessian @ basis[j]
+        hessian.product(basis[j], out=w)
         alphas.append(float(torch.dot(basis[j], w)))  # α_j = q_jᵀ H q_j
         if not math.isfinite(alphas[-1]):
             return math.nan, math.nan, math.nan

@@ -244,6 +244,7 @@ class Curvature(Quantity):
     probes: int = 0
     batch: int = 32
     traced: bool = True
+    workspace: curvature.Workspace = field(default_factory=curvature.Workspace, repr=False)
 
     def measure(self, view: StepView) -> dict:
         if view.loss_at is None:
@@ -252,7 +253,8 @@ class Curvature(Quantity):
             hessian = curvature.Hessian(lambda: view.loss_at(self.batch), view.params)
             generator = torch.Generator(device=view.params[0].device).manual_seed(view.step)
             start = curvature.rademacher(hessian, generator)
-            low, high, first = curvature.lanczos(hessian, self.lanczos_steps, start)
+            low, high, first = curvature.lanczos(hessian, self.lanczos_steps, start,
+                                                 self.workspace)
             readings = {"lambda_min": low, "lambda_max": high}
             if self.probes:
                 readings["trace"], readings["trace_se"] = curvature.hutchinson_trace(
