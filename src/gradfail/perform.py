@@ -23,6 +23,7 @@ import torch
 
 from gradfail.errors import Diverged, GradfailError
 from gradfail.experiment import Config, Experiment, ProgressTracker, RunContext, SilentProgress
+from gradfail.memory import keep_freed_memory
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ def perform(experiment: Experiment, config: Config, assignment: Assignment, save
     figures. A divergence, a one-line error, running out of memory or a bug in an experiment
     ends it `diverged` or `failed` with its reason (a bug's traceback on stderr); Ctrl-C and
     SIGTERM propagate (the store's owner records the run as interrupted)."""
+    keep_freed_memory()  # no page faults on each step's fresh activations (gradfail.memory)
     parts = ResumedParts(assignment.stored_parts, save_part)
     device = torch.device(assignment.device)
     ctx = RunContext(device, assignment.seed, assignment.n_seeds, parts,
