@@ -55,8 +55,8 @@ def test_the_spawned_count_is_the_in_process_count():
         assert found["bytes"] == ws.measure_cost(layer, config)["bytes"]
         # float32 parameters, their gradients and Adam's two moments, a 4-byte step per tensor
         assert ws.state_bytes(found) == 4 * 4 * found["parameters"] + 4 * 4
-    conv, local = spawned
-    assert conv["bytes"]["activations"] == local["bytes"]["activations"] > 0
+    conv, local = spawned  # conv2d saves its input images, unfold + einsum the k² patches
+    assert 0 < conv["bytes"]["activations"] < local["bytes"]["activations"]
 
 
 def curves(conv_fewer: list[float], local_most: list[float]) -> dict:

@@ -1,9 +1,9 @@
 """One convolutional layer, ReLU and a linear read-out, with a leading seed axis.
 
 The small image network of the notes' open questions: its first layer is a
-convolution (one filter bank shared by every position) or locally connected (one bank per
-position), both by unfold + einsum with no loop over positions. Seeds train as a batch of
-independent models: images (seeds, batch, side, side) -> logits (seeds, batch, classes).
+convolution (one filter bank shared by every position: a grouped conv2d) or locally connected
+(one bank per position: unfold + einsum), with no loop over positions. Seeds train as a batch
+of independent models: images (seeds, batch, side, side) -> logits (seeds, batch, classes).
 """
 
 from __future__ import annotations
@@ -57,13 +57,17 @@ def parameters(n_seeds: int, side: int, kernel: int, channels: int, classes: int
 
 def features(params: list[torch.Tensor], x: torch.Tensor, kernel: int) -> torch.Tensor:
     """The first layer's pre-activations (seeds, batch, channels, positions) of images x
-    (seeds, batch, side, side)."""
+    (seeds, batch, side, side). A convolution is one grouped conv2d, each seed's images a
+    group of channels (1.6× unfold + einsum, forward and backward, on digits); a locally
+    connected layer has a bank per position: unfold + einsum."""
     seeds, batch, side = x.shape[:3]
+    filters, bias = params[:2]
+    if filters.dim() == 3:
+        out = F.conv2d(x.transpose(0, 1), filters.reshape(-1, 1, kernel, kernel), groups=seeds)
+        return out.reshape(batch, seeds, filters.shape[1], -1).transpose(0, 1) + bias[:, None]
     patches = F.unfold(x.reshape(seeds * batch, 1, side, side), kernel)
     patches = patches.reshape(seeds, batch, kernel**2, -1)  # (s, b, k², positions)
-    filters, bias = params[:2]
-    pattern = "sbcp,spoc->sbop" if filters.dim() == 4 else "sbcp,soc->sbop"
-    return torch.einsum(pattern, patches, filters) + bias[:, None]
+    return torch.einsum("sbcp,spoc->sbop", patches, filters) + bias[:, None]
 
 
 def read_out(params: list[torch.Tensor], features: torch.Tensor) -> torch.Tensor:

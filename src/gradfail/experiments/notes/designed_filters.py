@@ -277,7 +277,7 @@ EXPERIMENT = Experiment(
     name="designed_filters",
     section="the notes' open question; V1 simple cells",
     title="Hand-designed first layers: fixed Gabor vs learned vs random",
-    version=2,
+    version=3,
     config_class=FiltersConfig,
     scales={
         "quick": {"digit_samples": [50, 400], "line_samples": [128, 1_024], "steps": 300,

@@ -270,7 +270,7 @@ EXPERIMENT = Experiment(
     name="weight_sharing",
     section="the notes' open question; Le et al. 2012",
     title="Tied vs untied weights: a convolution against a locally connected layer",
-    version=2,
+    version=3,
     config_class=SharingConfig,
     scales={
         "quick": {"samples": [32, 256, 1_024], "steps": 300, "test_samples": 500,
