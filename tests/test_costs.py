@@ -59,6 +59,8 @@ def test_calibrating_from_stored_runs_predicts_them():
         config = parity.config_class.model_validate(run["config"])
         assert costs.estimate(parity, config, 2, calibration) == pytest.approx(run["wall_s"])
     assert costs.estimate(registry.get("stocks"), None, 2, calibration) is None
+    older = [run | {"version": parity.version - 1, "wall_s": 10 * run["wall_s"]} for run in runs]
+    assert costs.calibrate(older + runs, {"parity": parity}) == calibration  # an old version's
 
 
 def test_a_dry_run_prints_the_estimates_and_touches_no_store(tmp_path):

@@ -59,11 +59,13 @@ def fit(work: list[float], wall_s: list[float]) -> tuple[float, float]:
 
 def calibrate(runs: list[dict], experiments: dict) -> dict[str, dict]:
     """A calibration from a store's finished runs (`Store.runs()`): each experiment's model
-    fitted to its done runs, with how many there were and where they ran."""
+    fitted to its done runs of its current version (an older version timed an older
+    implementation), with how many there were and where they ran."""
     found: dict[str, list[tuple[float, float, str]]] = {}
     for run in runs:
         experiment = experiments.get(run["experiment"])
-        if experiment is None or run["status"] != "done" or not run.get("wall_s"):
+        if experiment is None or run["status"] != "done" or not run.get("wall_s") or \
+                run.get("version", experiment.version) != experiment.version:
             continue
         config = experiment.config_class.model_validate(run["config"])
         machine = run["provenance"].get("device_name") or run["provenance"].get("platform")
