@@ -102,12 +102,22 @@ def test_a_run_that_takes_every_core_runs_alone(tmp_path):
     events = Events()
     run_side_by_side(jobs_for(tiny_plan(3), store, cores=[1, 2, 1]), 2, store, events)
     running, seen_beside_the_wide_one = set(), []
-    for kind, description in events.events:  # runs are begun in job order: run 2 is the wide one
+    for kind, description in events.events:  # the wide job is begun first: it is run 1
         running = running | {description} if kind == "start" else running - {description}
-        if any(" run 2 " in d for d in running):
-            seen_beside_the_wide_one += [d for d in running if " run 2 " not in d]
+        if any(" run 1 " in d for d in running):
+            seen_beside_the_wide_one += [d for d in running if " run 1 " not in d]
     assert len([kind for kind, _ in events.events if kind == "end"]) == 3
     phases = [(kind, d) for kind, d in events.events if kind.startswith("phase")]
     assert phases and sorted(d for k, d in phases if k == "phase") == sorted(
         d for k, d in phases if k == "phase ended")  # every part shown while it ran, then gone
     assert seen_beside_the_wide_one == []
+
+
+def test_jobs_taking_several_cores_go_first_then_the_longest():
+    """A two-core job placed after the start idles a slot until the other is free: an order of
+    a 2-core job and three 1-core ones (estimates 5, 9, unknown, 1 s) puts it first."""
+    from gradfail.perform import dispatch_order
+
+    jobs = [Job(0, 1, None, 5.0), Job(1, 1, None, 9.0), Job(2, 2, None, 1.0),
+            Job(3, 1, None, None), Job(4, 1, None, 1.0)]
+    assert [job.index for job in sorted(jobs, key=dispatch_order)] == [2, 3, 1, 0, 4]

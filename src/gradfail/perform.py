@@ -70,9 +70,11 @@ class Job:
     estimate_s: float | None = None
 
 
-def longest_first(job: Job) -> tuple[float, int]:
-    """Jobs by decreasing estimate (unknown ones first: they may be the longest), then in order."""
-    return (-(math.inf if job.estimate_s is None else job.estimate_s), job.index)
+def dispatch_order(job: Job) -> tuple[int, float, int]:
+    """Jobs that take several cores first (they need every slot free, which is so at the start
+    without waiting: placed later, each one idles the slots that finish before the others),
+    then by decreasing estimate (unknown ones first: they may be the longest), then in order."""
+    return (-job.cores, -(math.inf if job.estimate_s is None else job.estimate_s), job.index)
 
 
 SavePart = Callable[[str, dict, list, float], None]  # (key, result, metrics, wall seconds)

@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from gradfail.perform import Assignment, Job, Performed, longest_first, perform_by_name
+from gradfail.perform import Assignment, Job, Performed, dispatch_order, perform_by_name
 
 PROGRESS_EVERY_S = 0.25  # a worker reports a bar's advance at most this often
 
@@ -97,14 +97,14 @@ class Worker:
 
 def run_side_by_side(jobs: list[Job], slots: int, store, bars) -> dict[int, object]:
     """Every job performed by worker processes using at most `slots` cores at once (a job
-    wanting more than `slots` runs alone), longest estimate first; each job's outcome by
+    wanting more than `slots` runs alone), in `dispatch_order`; each job's outcome by
     index. `store` receives every write (parts as reported, each run closed by
     `gradfail.runner.finish`); `bars`: progress."""
     from gradfail.runner import finish, interrupt, store_part
 
     context = multiprocessing.get_context("spawn")
     outbox = context.Queue()
-    waiting = deque(sorted(jobs, key=longest_first))
+    waiting = deque(sorted(jobs, key=dispatch_order))
     outcomes = {}
     workers = [Worker(context, outbox) for _ in range(min(slots, len(jobs)))]
     by_run: dict[int, Worker] = {}

@@ -11,7 +11,7 @@ driver leaves its runs to be taken over (and resumed from their parts) by the ne
 from __future__ import annotations
 
 from gradfail.distributed.ray_cluster import ray_module, shutdown, start
-from gradfail.perform import Assignment, Job, Performed, longest_first, perform_by_name
+from gradfail.perform import Assignment, Job, Performed, dispatch_order, perform_by_name
 
 GPU_SHARE = 0.25  # four small models side by side on one GPU
 RETRIES = 3  # a task whose node dies is run again this many times
@@ -45,7 +45,7 @@ def run_on_ray(jobs: list[Job], store, bars, address: str | None = None) -> dict
     task = ray.remote(perform_in_task)
     outcomes, pending, shown = {}, {}, {}
     try:
-        for job in sorted(jobs, key=longest_first):
+        for job in sorted(jobs, key=dispatch_order):
             begun = job.begin()
             if not isinstance(begun, Assignment):  # stored already
                 outcomes[job.index] = begun
