@@ -110,26 +110,18 @@ class Budget:
             return False
         self._calls = 0
         self._typical = float(np.median(self.bare))
-        self.factor = self.plan()
-        self.overhead = self.at(self.factor)
+        self.factor, self.overhead = self.plan()
         return True
 
-    def _model(self) -> tuple[float, float]:
-        """(fixed cost per step, spaced cost per step at factor 1), in bare steps."""
+    def plan(self) -> tuple[float, float]:
+        """(the smallest factor in [1, WIDEST] that keeps the overhead within the budget, the
+        overhead the measured costs give there): fixed + spaced / factor, in bare steps."""
+        fixed = float(np.mean(self.fixed)) / self._typical
         spaced = sum(max(float(np.median(costs)), 0.0) / BASE[kind]
-                     for kind, costs in self.costs.items() if costs)
-        return float(np.mean(self.fixed)) / self._typical, spaced / self._typical
-
-    def at(self, factor: float) -> float:
-        """The overhead the measured costs give with the spacings stretched by `factor`."""
-        fixed, spaced = self._model()
-        return fixed + spaced / factor
-
-    def plan(self) -> float:
-        """The smallest factor in [1, WIDEST] that keeps the overhead within the budget."""
-        fixed, spaced = self._model()
+                     for kind, costs in self.costs.items() if costs) / self._typical
         room = self.fraction - fixed
-        return WIDEST if room <= 0 else float(np.clip(spaced / room, 1.0, WIDEST))
+        factor = WIDEST if room <= 0 else float(np.clip(spaced / room, 1.0, WIDEST))
+        return factor, fixed + spaced / factor
 
     def timed(self, hook: Callable) -> Callable:
         """`hook`, its time during the training counted as the doctor's (inside a call to
