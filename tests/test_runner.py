@@ -188,6 +188,30 @@ def test_without_a_replicate_verdicts_stand_and_are_marked_untested(tmp_path):
     assert all(c["stable"] is None for c in shown["claims"])
 
 
+def test_a_seed_free_experiment_is_not_repeated_on_a_second_seed_set_and_may_not_draw(tmp_path):
+    from gradfail.experiment import Check, Claim
+
+    fixed = replace(seed_dependent("fixed"), seeded=False,
+                    run=lambda config, ctx: {"draw": 0.75}, claims=(Claim(
+                        "the value is high", "folklore", "value ≥ 0.5",
+                        lambda config, result: Check.judge(result["draw"] >= 0.5, 0.75, "0.75"),
+                        id="value-is-high"),))
+    coin = seed_dependent()
+    store = Store(tmp_path / "s.sqlite")
+    outcomes = run_plan([(fixed, fixed.config("quick", TINY)), (coin, coin.config("quick", TINY))],
+                        scale="quick", store=store, seeds=1, stability=True)
+    assert [(o.experiment, o.replicate_of) for o in outcomes] == [
+        ("fixed", None), ("coin", None), ("coin", 0)]
+    assert outcomes[0].claims[0]["verdict"] == "holds" and outcomes[0].claims[0].get(
+        "stable") is None
+    # the declaration is enforced: a seed-free experiment that draws fails, with the reason
+    drawing = replace(seed_dependent("drawing"), seeded=False)
+    [failed] = run_plan([(drawing, drawing.config("quick", TINY))], scale="quick", store=store,
+                        seeds=1)
+    assert failed.status == "failed" and "seed-free" in failed.error
+    assert not registry.get("doctor_bench").seeded and registry.get("doctor_zoo").seeded
+
+
 def test_every_part_is_shown_while_it_runs_and_ended_even_when_it_raises():
     from gradfail.experiment import RunContext, SilentProgress
 

@@ -299,6 +299,10 @@ class Experiment:
     # the computation a run asks for, in units proportional to its time on one core (e.g. seeds
     # × steps × batch): the cost model (gradfail.costs) scales a measured time by it
     work: Callable[[Any, int], float] = lambda config, seeds: 1.0
+    # False for an experiment that never draws from its run's seed (fixed programs that seed
+    # themselves): a second seed set would repeat it draw for draw, so `--stability` skips it,
+    # and its run context refuses a generator
+    seeded: bool = True
 
     @property
     def description(self) -> list[str]:
@@ -470,6 +474,7 @@ class RunContext:
     n_seeds: int
     parts: PartStore = field(default_factory=MemoryParts)
     progress: ProgressTracker = field(default_factory=SilentProgress)
+    seeded: bool = True  # False: the experiment declared it never draws (Experiment.seeded)
     _metrics: list[tuple] = field(default_factory=list)
 
     def _derived_seed(self, key: tuple) -> int:
@@ -478,6 +483,9 @@ class RunContext:
 
     def generator(self, *key: Any) -> torch.Generator:
         """A torch generator on the run's device, seeded by (run seed, key)."""
+        if not self.seeded:
+            raise RuntimeError("an experiment declared seed-free (seeded=False) asked for a "
+                               "generator: its runs would depend on their seed")
         return torch.Generator(device=self.device).manual_seed(self._derived_seed(key))
 
     def part(self, key: str, compute: Callable[[], dict]) -> dict:

@@ -111,7 +111,7 @@ def perform(experiment: Experiment, config: Config, assignment: Assignment, save
     parts = ResumedParts(assignment.stored_parts, save_part)
     device = torch.device(assignment.device)
     ctx = RunContext(device, assignment.seed, assignment.n_seeds, parts,
-                     progress or SilentProgress())
+                     progress or SilentProgress(), seeded=experiment.seeded)
     start = time.perf_counter()
 
     def ended(status: str, error: str | None = None, **outcome) -> Performed:

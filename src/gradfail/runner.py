@@ -261,9 +261,11 @@ class PlannedRun:
 def planned_runs(plan: list[tuple[Experiment, Config]], *, scale: str, seed: int = 0,
                  seeds: int | None = None, stability: bool = False) -> list[PlannedRun]:
     """The runs of a plan in order: each (experiment, config) on the base seed, then, with
-    `stability`, each with an empirical claim on the second, disjoint seed set."""
+    `stability`, each with an empirical claim on the second, disjoint seed set (a seed-free
+    experiment would repeat itself there: Experiment.seeded)."""
     calibration = costs.load_calibration()
-    second = [(e, config) for e, config in plan if e.has_empirical_claims] if stability else []
+    second = [(e, config) for e, config in plan
+              if e.has_empirical_claims and e.seeded] if stability else []
     batches = [(plan, seed, None)] + ([(second, second_seed_set(seed), seed)] if second else [])
     runs = []
     for batch, base_seed, replicate_of in batches:
