@@ -93,3 +93,48 @@ def test_autotrainer_flags_a_vanishing_gradient_only_while_training_has_not_conv
     checks = list(range(0, steps, 10))
     assert autotrainer.diagnose(stuck, checks, ["a", "b"])[-1] == "vanishing gradients"
     assert autotrainer.diagnose(learning, checks, ["a", "b"])[-1] is None
+
+
+# --------------------------------------------------------------------------------------------
+# The zygote: runs forked with torch already imported, each as a fresh process was.
+
+
+@pytest.fixture(scope="module")
+def zygote():
+    from gradfail.doctor.bench.zygote import Zygote
+
+    forks = Zygote(bench.one_thread())
+    yield forks
+    forks.close()
+
+
+def test_a_forked_run_has_torch_imported_its_own_directory_streams_and_exit_status(zygote,
+                                                                                  tmp_path):
+    script = tmp_path / "script.py"
+    script.write_text("import os, sys\nprint('torch' in sys.modules, os.getcwd())\n"
+                      "print('to stderr', file=sys.stderr)\nsys.exit(int(sys.argv[1]))\n")
+    for code in (0, 3):
+        status, out, err = zygote.run("plain", [str(script), str(code)], tmp_path, 60)
+        assert status == code and out.split() == ["True", str(tmp_path)]
+        assert err.splitlines()[0] == "to stderr"
+    # a clean exit ends with the body's wall time, as `time_plain` reads it
+    status, _, err = zygote.run("plain", [str(script), "0"], tmp_path, 60)
+    assert status == 0 and 0 <= float(err.splitlines()[-1]) < 60
+
+
+def test_a_run_past_its_timeout_is_killed_and_one_that_crashes_reports_its_signal(zygote,
+                                                                                 tmp_path):
+    sleeper = tmp_path / "sleep.py"
+    sleeper.write_text("import time\ntime.sleep(600)\n")
+    assert zygote.run("plain", [str(sleeper)], tmp_path, 0.5)[0] is None
+    crasher = tmp_path / "crash.py"
+    crasher.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n")
+    assert zygote.run("plain", [str(crasher)], tmp_path, 60)[0] == -11
+    raises = tmp_path / "raises.py"
+    raises.write_text("raise ValueError('the script is broken')\n")
+    status, _, err = zygote.run("plain", [str(raises)], tmp_path, 60)
+    assert status == 1 and err.strip().splitlines()[-1] == "ValueError: the script is broken"
+    # and the zygote goes on forking after all three
+    fine = tmp_path / "fine.py"
+    fine.write_text("print('fine')\n")
+    assert zygote.run("plain", [str(fine)], tmp_path, 60)[:2] == (0, "fine\n")

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+import queue
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from gradfail.doctor.bench.zygote import Zygote, ZygoteDied
 
 HERE = Path(__file__).parent
 PROGRAMS = HERE / "programs"
@@ -61,53 +62,48 @@ def one_thread() -> dict[str, str]:
             "PYTHONUNBUFFERED": "1"}
 
 
-def run_program(program: Program, timeout: float = 300.0, budget: float | None = None) -> dict:
-    """The program under `gradfail doctor --json` (one thread; under an overhead budget when one
-    is given): the doctors' documents, the quantity histories they stored, the script's wall
-    time under the doctor, or the error."""
+def run_program(program: Program, zygote: Zygote, timeout: float = 300.0,
+                budget: float | None = None) -> dict:
+    """The program under `gradfail doctor --json` (forked by a one-thread zygote; under an
+    overhead budget when one is given): the doctors' documents, the quantity histories they
+    stored, the script's wall time under the doctor, or the error."""
     with tempfile.TemporaryDirectory() as scratch:
         store = Path(scratch) / "bench.sqlite"
-        command = [sys.executable, "-m", "gradfail.cli", "doctor", "--json", "--store",
-                   str(store), *(["--overhead", str(budget)] if budget else []),
-                   str(program.path)]
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                                  env=one_thread(), cwd=scratch)
-        except subprocess.TimeoutExpired:
+        status, out, err = zygote.run("doctor", [
+            "--json", "--store", str(store), *(["--overhead", str(budget)] if budget else []),
+            str(program.path)], Path(scratch), timeout)
+        if status is None:
             return {"program": program.name, "error": f"timed out after {timeout:.0f} s"}
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        if status != 0:
+            last = (err.strip().splitlines() or ["(no output)"])[-1]
             return {"program": program.name, "error": last}
-        found = json.loads(done.stdout)
+        found = json.loads(out)
         from gradfail.store import Store
         sessions = Store(store).doctor_sessions(with_history=True)
     return {"program": program.name, "doctors": found["doctors"], "wall_s": found["wall_s"],
             "histories": [s["history"] for s in sessions]}
 
 
-def time_plain(program: Program, timeout: float = 300.0) -> float:
+def time_plain(program: Program, zygote: Zygote, timeout: float = 300.0) -> float:
     """The script's own wall time without the doctor, timed as the doctor times it: its body,
     with torch already imported (as `gradfail doctor` has it)."""
-    code = ("import runpy, sys, time, torch; start = time.perf_counter(); "
-            f"runpy.run_path({str(program.path)!r}, run_name='__main__'); "
-            "print(time.perf_counter() - start, file=sys.stderr)")
     with tempfile.TemporaryDirectory() as scratch:
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              timeout=timeout, env=one_thread(), cwd=scratch)
-    if done.returncode != 0:
+        status, _, err = zygote.run("plain", [str(program.path)], Path(scratch), timeout)
+    if status != 0:
         return float("nan")
-    return float(done.stderr.strip().splitlines()[-1])
+    return float(err.strip().splitlines()[-1])
 
 
-def evaluate(program: Program, overhead: bool = True, budget: float | None = None) -> dict:
+def evaluate(program: Program, zygote: Zygote, overhead: bool = True,
+             budget: float | None = None) -> dict:
     """One program: the doctor's run, and, back to back before and after it, two plain runs
     for the overhead (the faster counts: a plain run slowed by a passing load would flatter
     the doctor)."""
     start = time.perf_counter()
-    plain = time_plain(program) if overhead else None
-    result = run_program(program, budget=budget)
+    plain = time_plain(program, zygote) if overhead else None
+    result = run_program(program, zygote, budget=budget)
     if overhead and "error" not in result:
-        result["plain_s"] = min(plain, time_plain(program))
+        result["plain_s"] = min(plain, time_plain(program, zygote))
     result |= {"label": program.label, "split": program.split,
                "elapsed_s": time.perf_counter() - start}
     return result
@@ -115,16 +111,34 @@ def evaluate(program: Program, overhead: bool = True, budget: float | None = Non
 
 def evaluate_all(chosen: list[Program], jobs: int = 1, progress=None,
                  overhead: bool = True, budget: float | None = None) -> list[dict]:
-    """Every chosen program's outcome (gradfail.doctor.bench.scoring), `jobs` at a time (each a
-    one-thread subprocess), in order."""
+    """Every chosen program's outcome (gradfail.doctor.bench.scoring), `jobs` at a time (each
+    slot a one-thread zygote that forks the runs), in order."""
     from concurrent.futures import ThreadPoolExecutor
 
     from gradfail.doctor.bench.scoring import outcome
 
+    slots: queue.SimpleQueue[Zygote] = queue.SimpleQueue()
+
     def one(program: Program) -> dict:
-        result = outcome(evaluate(program, overhead, budget))
+        zygote = slots.get()
+        try:
+            result = outcome(evaluate(program, zygote, overhead, budget))
+        except ZygoteDied as died:  # its runs' memory killed it, say: this program only
+            zygote = Zygote(one_thread())
+            result = outcome({"program": program.name, "error": str(died),
+                              "label": program.label, "split": program.split})
+        finally:
+            slots.put(zygote)
         if progress:
             progress(1)
         return result
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
-        return list(pool.map(one, chosen))
+
+    workers = max(1, min(jobs, len(chosen)))
+    for _ in range(workers):
+        slots.put(Zygote(one_thread()))
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(one, chosen))
+    finally:
+        while not slots.empty():
+            slots.get().close()

@@ -191,7 +191,7 @@ EXPERIMENT = Experiment(
     name="doctor_bench",
     section="gradfail.doctor",
     title="The doctor on programs it has never seen: the benchmark of independent scripts",
-    version=1,
+    version=2,  # 2: runs forked by a zygote (plain and doctor runs start alike)
     config_class=DoctorBenchConfig,
     scales={"quick": {"split": "heldout", "overhead": False, "programs": [
                 "regression_lstsq_resume_sgd", "clusters4_mlp_sgd"]},
