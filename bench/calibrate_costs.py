@@ -1,7 +1,8 @@
 """The cost model's calibration (gradfail.costs) from stores of finished runs on this machine:
 each experiment's fixed seconds and seconds per unit of work, fitted to its runs' wall times,
 written to src/gradfail/calibration.json; then each run's estimate beside its measured time.
-    python bench/calibrate_costs.py STORE [STORE ...] [--machine "2-core ..."]
+    python bench/calibrate_costs.py STORE [STORE ...] [--machine "2-core ..."] [--only NAME ...]
+(--only: refit those experiments, keep every other's fit as it is.)
 """
 
 from __future__ import annotations
@@ -23,17 +24,21 @@ def main() -> None:
     parser.add_argument("stores", nargs="+", type=Path)
     parser.add_argument("--machine", default=f"{os.cpu_count()} cores, "
                         f"{platform.processor() or platform.machine()}")
+    parser.add_argument("--only", nargs="+", choices=sorted(registry.experiments()),
+                        help="refit these experiments only")
     args = parser.parse_args()
-    runs = [run for path in args.stores for run in Store(path, readonly=True).runs()]
     experiments = registry.experiments()
-    calibration = costs.calibrate(runs, experiments)
+    refit = {name: experiments[name] for name in args.only or experiments}
+    runs = [run for path in args.stores for run in Store(path, readonly=True).runs()
+            if run["experiment"] in refit]
+    calibration = (costs.load_calibration() if args.only else {}) | costs.calibrate(runs, refit)
     costs.CALIBRATION.write_text(json.dumps({"machine": args.machine,
                                              "experiments": calibration}, indent=1) + "\n")
     ratios = []
     for run in runs:
         experiment = experiments.get(run["experiment"])
-        if experiment is None or run["status"] != "done":
-            continue
+        if experiment is None or run["status"] != "done" or run["version"] != experiment.version:
+            continue  # the fit uses runs of the current version only (costs.calibrate)
         config = experiment.config_class.model_validate(run["config"])
         estimated = costs.estimate(experiment, config, run["n_seeds"], calibration)
         ratios.append(estimated / run["wall_s"])
