@@ -138,3 +138,14 @@ def test_a_run_past_its_timeout_is_killed_and_one_that_crashes_reports_its_signa
     fine = tmp_path / "fine.py"
     fine.write_text("print('fine')\n")
     assert zygote.run("plain", [str(fine)], tmp_path, 60)[:2] == (0, "fine\n")
+
+
+def test_a_zygote_that_died_is_one_line_for_the_run_that_met_it(tmp_path):
+    from gradfail.doctor.bench.zygote import Zygote, ZygoteDied
+
+    forks = Zygote(bench.one_thread())
+    forks._process.kill()
+    forks._process.wait()
+    with pytest.raises(ZygoteDied, match="the zygote ended with status -9"):
+        forks.run("plain", [str(tmp_path / "never.py")], tmp_path, 60)
+    forks.close()

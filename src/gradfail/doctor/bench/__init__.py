@@ -123,7 +123,8 @@ def evaluate_all(chosen: list[Program], jobs: int = 1, progress=None,
         zygote = slots.get()
         try:
             result = outcome(evaluate(program, zygote, overhead, budget))
-        except ZygoteDied as died:  # its runs' memory killed it, say: this program only
+        except ZygoteDied as died:  # killed (out of memory, say): this program only
+            zygote.close()
             zygote = Zygote(one_thread())
             result = outcome({"program": program.name, "error": str(died),
                               "label": program.label, "split": program.split})

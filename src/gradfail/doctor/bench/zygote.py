@@ -87,8 +87,12 @@ def serve() -> None:
     for line in sys.stdin:
         request = json.loads(line)
         pid = os.fork()
-        if pid == 0:
-            os._exit(child(request))
+        if pid == 0:  # the child never returns to this loop, whatever its call does
+            status = 1
+            try:
+                status = child(request)
+            finally:
+                os._exit(status if isinstance(status, int) else 1)
         print(json.dumps({"pid": pid}), flush=True)
         _, status = os.waitpid(pid, 0)
         print(json.dumps({"status": os.waitstatus_to_exitcode(status)}), flush=True)
@@ -120,9 +124,12 @@ class Zygote:
             ) -> tuple[int | None, str, str]:
         """(exit status, or None when killed at `timeout` seconds; stdout; stderr) of a run."""
         out, err = Path(cwd) / ".zygote.out", Path(cwd) / ".zygote.err"
-        self._process.stdin.write(json.dumps({"call": call, "args": args, "cwd": str(cwd),
-                                              "stdout": str(out), "stderr": str(err)}) + "\n")
-        self._process.stdin.flush()
+        try:
+            self._process.stdin.write(json.dumps({"call": call, "args": args, "cwd": str(cwd),
+                                                  "stdout": str(out), "stderr": str(err)}) + "\n")
+            self._process.stdin.flush()
+        except BrokenPipeError:
+            raise ZygoteDied(f"the zygote ended with status {self._process.wait()}") from None
         pid, late = self._answer()["pid"], threading.Event()
 
         def kill() -> None:
@@ -141,6 +148,9 @@ class Zygote:
         return (None if late.is_set() else status), out.read_text(), err.read_text()
 
     def close(self) -> None:
-        self._process.stdin.close()
+        try:
+            self._process.stdin.close()
+        except BrokenPipeError:
+            pass  # it had ended
         self._process.wait()
 
