@@ -36,9 +36,9 @@ def main() -> None:
                                              "experiments": calibration}, indent=1) + "\n")
     ratios = []
     for run in runs:
-        experiment = experiments.get(run["experiment"])
-        if experiment is None or run["status"] != "done" or run["version"] != experiment.version:
-            continue  # the fit uses runs of the current version only (costs.calibrate)
+        experiment = costs.timing(run, experiments)
+        if experiment is None:
+            continue
         config = experiment.config_class.model_validate(run["config"])
         estimated = costs.estimate(experiment, config, run["n_seeds"], calibration)
         ratios.append(estimated / run["wall_s"])

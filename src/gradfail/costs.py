@@ -57,15 +57,23 @@ def fit(work: list[float], wall_s: list[float]) -> tuple[float, float]:
     return float(fixed), float(per_unit)
 
 
+def timing(run: dict, experiments: dict):
+    """The experiment whose model a stored run (`Store.runs()`) times: a done, timed run of its
+    current version (an older version timed an older implementation); else None."""
+    experiment = experiments.get(run["experiment"])
+    if experiment is None or run["status"] != "done" or not run.get("wall_s") or \
+            run.get("version", experiment.version) != experiment.version:
+        return None
+    return experiment
+
+
 def calibrate(runs: list[dict], experiments: dict) -> dict[str, dict]:
     """A calibration from a store's finished runs (`Store.runs()`): each experiment's model
-    fitted to its done runs of its current version (an older version timed an older
-    implementation), with how many there were and where they ran."""
+    fitted to the runs that time it (`timing`), with how many there were and where they ran."""
     found: dict[str, list[tuple[float, float, str]]] = {}
     for run in runs:
-        experiment = experiments.get(run["experiment"])
-        if experiment is None or run["status"] != "done" or not run.get("wall_s") or \
-                run.get("version", experiment.version) != experiment.version:
+        experiment = timing(run, experiments)
+        if experiment is None:
             continue
         config = experiment.config_class.model_validate(run["config"])
         machine = run["provenance"].get("device_name") or run["provenance"].get("platform")

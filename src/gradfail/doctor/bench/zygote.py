@@ -114,10 +114,13 @@ class Zygote:
             [sys.executable, "-c", f"from {__name__} import serve; serve()"], env=env,
             text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
+    def _died(self) -> ZygoteDied:
+        return ZygoteDied(f"the zygote ended with status {self._process.wait()}")
+
     def _answer(self) -> dict:
         line = self._process.stdout.readline()
         if not line:
-            raise ZygoteDied(f"the zygote ended with status {self._process.wait()}")
+            raise self._died()
         return json.loads(line)
 
     def run(self, call: str, args: list[str], cwd: Path, timeout: float
@@ -129,7 +132,7 @@ class Zygote:
                                                   "stdout": str(out), "stderr": str(err)}) + "\n")
             self._process.stdin.flush()
         except BrokenPipeError:
-            raise ZygoteDied(f"the zygote ended with status {self._process.wait()}") from None
+            raise self._died() from None
         pid, late = self._answer()["pid"], threading.Event()
 
         def kill() -> None:
